@@ -1,0 +1,1 @@
+"""anvyl.gpt_oss"""

@@ -1,0 +1,1 @@
+"""anvyl.mcp_hub"""
