@@ -1,0 +1,3 @@
+from anvyl.agent.cli import main
+
+main()

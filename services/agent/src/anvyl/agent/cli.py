@@ -1,0 +1,29 @@
+"""`anvyl-agent serve`: start the worker. argparse keeps the worker's dependency set small."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="anvyl-agent", description="Anvyl workspace worker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve the worker API (token from ANVYL_WORKER_TOKEN)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workspace", type=Path, default=Path("/workspace"))
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from anvyl.agent.server import WorkerConfig, create_app
+
+    app = create_app(WorkerConfig.from_env(args.workspace))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
