@@ -1,0 +1,3 @@
+from anvyl.orchestrator.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The built-in planner: answers a few plain requests with real tool calls and no language model.
+
+It is the last link of the model chain, never a silent substitute: every answer says no model was used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from anvyl.orchestrator.tools import ToolCall
+
+BACKEND_NAME = "builtin-planner"
+NO_MODEL_NOTE = "(Answered by Anvyl's built-in planner: no language model was used.)"
+CAPABILITIES = "list files, show git status, show the git log, show a file (e.g. 'show README.md')"
+
+
+class PlannerCannotAnswer(ValueError):
+    """The request needs a language model and none is configured or reachable."""
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+_FILE_TOKEN = r"(?P<path>[\w.-]*[\w-]\.[\w]+|[\w.-]+(?:/[\w.-]+)+)"
+_INTENTS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bgit\s+status\b|\b(uncommitted|pending)\s+changes\b|\bwhat\s+changed\b"), "git_status"),
+    (re.compile(r"\bgit\s+log\b|\b(recent|last|latest)\s+commits?\b|\bcommit\s+history\b"), "git_log"),
+    (re.compile(rf"\b(show|read|cat|print|display|open|view)\b(\s+(me|the|file|contents\s+of))*\s+{_FILE_TOKEN}"), "read_file"),
+    (re.compile(r"\b(list|show|what|which)\b.*\b(files?|contents|directory|folder)\b|^\s*ls\b"), "list_files"),
+]  # fmt: skip
+
+
+def plan(query: str) -> PlannedCall:
+    text = query.strip().lower()
+    for pattern, tool in _INTENTS:
+        match = pattern.search(text)
+        if match is None:
+            continue
+        if tool == "read_file":
+            # Take the path from the original text: file names are case-sensitive.
+            original = re.search(re.escape(match["path"]), query, re.IGNORECASE)
+            return PlannedCall(tool, {"path": original.group(0) if original else match["path"]})
+        return PlannedCall(tool)
+    raise PlannerCannotAnswer(
+        "no language model is configured or reachable, and Anvyl's built-in planner only handles "
+        f"simple requests ({CAPABILITIES}). Configure a model (ANVYL_CONFIG, OPENAI_API_KEY, "
+        "ANVYL_GPT_OSS_URL, ...) for anything else."
+    )
+
+
+def write_answer(call: ToolCall, repo: str) -> str:
+    if not call.ok:
+        return f"The {call.name} tool failed: {call.error}\n\n{NO_MODEL_NOTE}"
+    output = call.output.rstrip("\n")
+    if call.name == "list_files":
+        entries = [line for line in output.splitlines() if line and line != ".git/"]
+        listing = "\n".join(f"- {entry}" for entry in entries) or "(empty)"
+        body = f"Files in the repository root of {repo} ({len(entries)} entries):\n{listing}"
+    elif call.name == "git_status":
+        body = f"git status of {repo}:\n{output}"
+    elif call.name == "git_log":
+        body = f"Recent commits of {repo}:\n{output}"
+    elif call.name == "read_file":
+        body = f"Contents of {call.arguments['path']}:\n{output}"
+    else:
+        body = output
+    return f"{body}\n\n{NO_MODEL_NOTE}"

@@ -1,0 +1,130 @@
+"""Effective settings: defaults, then an optional YAML config file (ANVYL_CONFIG), then ANVYL_* variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV = "ANVYL_CONFIG"
+# Sections of the config file that other parts read themselves (model routing, MCP servers).
+_FOREIGN_SECTIONS = ("models", "routing", "mcp_servers")
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("anvyl", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANVYL_", extra="ignore", validate_default=True)
+
+    # Where state lives.
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir"
+    )
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    # Workspaces.
+    workspace_backend: Literal["auto", "docker", "local"] = "auto"
+    agent_image: str = "anvyl/agent:dev"
+    docker_url: str | None = Field(default=None, description="Docker daemon URL; default: env")
+    instance: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+        description="label that separates the containers of two orchestrators on one daemon",
+    )
+    workspace_cpus: float = Field(default=2.0, gt=0)
+    workspace_memory: str = "2g"
+    workspace_pids: int = Field(default=512, gt=0)
+    worker_start_timeout_s: float = Field(default=30.0, gt=0)
+    workspace_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="local backend: run workers inside bubblewrap when available"
+    )
+
+    # Tasks.
+    max_query_chars: int = Field(default=20_000, gt=0)
+    tool_timeout_s: float = Field(default=120.0, gt=0)
+
+    # Logs.
+    log_level: str = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return value.lower()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            path = Path(config_file).expanduser()
+            if not path.is_file():
+                raise ValueError(f"{CONFIG_ENV}={config_file}: no such file")
+            sources.append(_SettingsSection(settings_cls, path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'anvyl.db'}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as `anvyl config show` prints them: every secret masked."""
+        shown = self.model_dump(mode="json")
+        shown["database_url"] = mask_url(self.effective_database_url)
+        shown["config_file"] = os.environ.get(CONFIG_ENV)
+        for name, value in self:
+            if isinstance(value, SecretStr) and name != "database_url":
+                shown[name] = "********"
+        return shown
+
+
+class _SettingsSection(YamlConfigSettingsSource):
+    """The config file minus the sections that belong to model routing and MCP."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, yaml_file=path)
+        for section in _FOREIGN_SECTIONS:
+            self.yaml_data.pop(section, None)
+        self.init_kwargs = self.yaml_data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL such as postgresql+asyncpg://user:secret@host/db."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, location = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:********@{location}" if ":" in credentials else url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Workspaces: one isolated worker per repository, behind one backend interface."""
