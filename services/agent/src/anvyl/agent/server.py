@@ -77,7 +77,7 @@ def create_app(config: WorkerConfig) -> FastAPI:
 
     @app.exception_handler(GitCommandFailed)
     async def _git_failed(_: Request, exc: GitCommandFailed) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:

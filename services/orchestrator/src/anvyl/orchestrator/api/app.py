@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         body = Problem(detail=_describe(errors), errors=errors)
-        return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return JSONResponse(body.model_dump(), status_code=422)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -122,7 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             repo = parse_repo(body.repo_url)
         except InvalidRepository as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"repo_url: {exc}") from exc
+            raise HTTPException(422, f"repo_url: {exc}") from exc
         task = await svc.store.create(
             query=body.query,
             repo_url=repo.url,

@@ -64,7 +64,7 @@ class LocalBackend:
     def clone_url(self, repo: RepoRef) -> str:
         return repo.url
 
-    def _command(self, workspace: Path, port: int) -> list[str]:
+    def _command(self, workspace: Path, port: int, source: Path | None) -> list[str]:
         worker = [sys.executable, "-m", "anvyl.agent", "serve", "--host", "127.0.0.1",
                   "--port", str(port), "--workspace", str(workspace)]  # fmt: skip
         if self._bwrap is None:
@@ -75,6 +75,8 @@ class LocalBackend:
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--tmpfs", str(self.settings.data_dir.resolve()),
             "--bind", str(workspace), str(workspace),
+            # The repository to clone from, read-only (it may sit under the private /tmp).
+            *(["--ro-bind", str(source), str(source)] if source is not None else []),
             "--chdir", str(workspace),
             *worker,
         ]  # fmt: skip
@@ -96,7 +98,7 @@ class LocalBackend:
         }
         with log.open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
-                *self._command(workspace, port),
+                *self._command(workspace, port, repo.local_path),
                 env=env,
                 cwd=workspace,
                 stdin=asyncio.subprocess.DEVNULL,
