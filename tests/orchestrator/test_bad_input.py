@@ -18,7 +18,6 @@ from tests.orchestrator.conftest import OrchestratorFactory
         ({"query": "   ", "repo_url": "REPO"}, "query"),
         ({"query": "x" * 20_001, "repo_url": "REPO"}, "query"),
         ({"repo_url": "REPO"}, "query: Field required"),
-        ({"query": "list files"}, "repo_url: Field required"),
         ({"query": "list files", "repo_url": "REPO", "surprise": 1}, "surprise: unknown field"),
         ({"query": "list files", "repo_url": "relative/path"}, "absolute path"),
         ({"query": "list files", "repo_url": "/no/such/dir"}, "no such directory"),

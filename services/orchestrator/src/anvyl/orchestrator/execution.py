@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from anvyl.agent.client import WorkerError
 from anvyl.orchestrator import planner
-from anvyl.orchestrator.db.tables import utcnow
+from anvyl.orchestrator.events import EventBus
 from anvyl.orchestrator.logging import get_logger
+from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.queue import RunContext
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import FAILED, RUNNING, SUCCEEDED, TaskStore
+from anvyl.orchestrator.store import CANCELLED, FAILED, SUCCEEDED, TaskStore
 from anvyl.orchestrator.tools import WorkspaceTools
 from anvyl.orchestrator.workspaces.base import WorkspaceError
 from anvyl.orchestrator.workspaces.manager import ActiveWorkspace, WorkspaceManager
@@ -20,53 +23,65 @@ log = get_logger(__name__)
 
 
 class TaskEvents:
-    """Numbers a task's events (seq, also the SSE id) and stores each one as it happens."""
+    """Stores a task's events as they happen (numbered by the store) and wakes its live streams."""
 
-    def __init__(self, store: TaskStore, task_id: str, last_seq: int) -> None:
+    def __init__(self, store: TaskStore, bus: EventBus, task_id: str) -> None:
         self.store = store
+        self.bus = bus
         self.task_id = task_id
-        self.seq = last_seq
 
     async def emit(self, type_: str, data: dict[str, Any]) -> None:
-        self.seq += 1
-        await self.store.add_event(self.task_id, self.seq, type_, data)
+        await self.store.add_event(self.task_id, type_, data)
+        self.bus.notify(self.task_id)
 
 
 class TaskExecutor:
-    def __init__(self, settings: Settings, store: TaskStore, workspaces: WorkspaceManager) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        workspaces: WorkspaceManager,
+        bus: EventBus,
+        metrics: Metrics,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.workspaces = workspaces
+        self.bus = bus
+        self.metrics = metrics
 
-    async def run(self, task_id: str) -> None:
-        task = await self.store.get(task_id)
-        if task is None:
-            raise LookupError(f"task {task_id} not found")
-        events = TaskEvents(self.store, task_id, await self.store.last_seq(task_id))
-        started = time.perf_counter()
-        await self.store.update(
-            task_id, status=RUNNING, started_at=utcnow(), attempts=task.attempts + 1
-        )
-        await events.emit("status", {"status": RUNNING})
-        bound = log.bind(task_id=task_id, workspace_id=task.workspace_id)
+    async def run(self, ctx: RunContext) -> None:
+        task = ctx.task
+        events = TaskEvents(self.store, self.bus, task.id)
+        bound = log.bind(task_id=task.id, workspace_id=task.workspace_id, attempt=task.attempts)
+        self.bus.notify(task.id)  # the claim wrote the "running" event
         try:
-            repo = parse_repo(task.repo_url or "")
-            async with self.workspaces.acquire(repo, events.emit) as workspace:
-                answer, metadata = await self._answer(task.query, workspace, events)
+            answer, metadata = await self._execute(task.query, task.repo_url, events)
+        except asyncio.CancelledError:
+            await self._stopped(ctx)
+            return
         except (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerCannotAnswer) as exc:
-            await self._finish(task_id, events, FAILED, error=str(exc), started=started)
             bound.info("task.failed", error=str(exc))
+            await self._finish(ctx, FAILED, error=str(exc))
             return
         except Exception as exc:
             bound.exception("task.crashed")
-            await self._finish(
-                task_id, events, FAILED, error=f"internal error: {exc!r}", started=started
-            )
+            await self._finish(ctx, FAILED, error=f"internal error: {exc!r}")
             return
-        await self._finish(
-            task_id, events, SUCCEEDED, result=answer, metadata=metadata, started=started
-        )
         bound.info("task.succeeded", latency_s=metadata["latency_s"])
+        await self._finish(ctx, SUCCEEDED, result=answer, metadata=metadata)
+
+    async def _execute(
+        self, query: str, repo_url: str | None, events: TaskEvents
+    ) -> tuple[str, dict[str, Any]]:
+        if not repo_url:
+            raise planner.PlannerCannotAnswer(
+                "this task names no repository, and without a model only repository requests "
+                f"can be answered ({planner.CAPABILITIES})"
+            )
+        repo = parse_repo(repo_url)
+        async with self.workspaces.acquire(repo, events.emit) as workspace:
+            return await self._answer(query, workspace, events)
 
     async def _answer(
         self, query: str, workspace: ActiveWorkspace, events: TaskEvents
@@ -101,20 +116,33 @@ class TaskExecutor:
         }
         return answer, metadata
 
+    async def _stopped(self, ctx: RunContext) -> None:
+        reason = ctx.stop_reason
+        if reason == "cancel":
+            await self._finish(ctx, CANCELLED, error="cancelled by request")
+        elif reason == "timeout":
+            await self._finish(ctx, FAILED, error=f"timed out after {ctx.timeout_s:g}s")
+        elif reason == "shutdown":
+            await self.store.release(ctx.task.id, ctx.owner)
+            self.bus.notify(ctx.task.id)
+        # lease_lost: another replica re-queued the task and owns it now; nothing is ours to write.
+
     async def _finish(
         self,
-        task_id: str,
-        events: TaskEvents,
+        ctx: RunContext,
         status: str,
         *,
-        started: float,
         result: str | None = None,
         error: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        meta = dict(metadata or {})
-        meta["duration_s"] = round(time.perf_counter() - started, 6)
-        await self.store.update(
-            task_id, status=status, result=result, error=error, meta=meta, finished_at=utcnow()
-        )
-        await events.emit("status", {"status": status, "error": error, "result": result})
+        duration = time.perf_counter() - ctx.started
+        meta = dict(metadata or {}) | {
+            "duration_s": round(duration, 6),
+            "attempt": ctx.task.attempts,
+        }
+        if await self.store.finish(ctx.task.id, status, owner=ctx.owner, result=result, error=error,
+                                   metadata=meta):  # fmt: skip
+            self.metrics.finished.labels(status=status).inc()
+            self.metrics.duration.labels(status=status).observe(duration)
+        self.bus.notify(ctx.task.id)

@@ -13,7 +13,10 @@ from anvyl.orchestrator.tools import ToolCall
 
 BACKEND_NAME = "builtin-planner"
 NO_MODEL_NOTE = "(Answered by Anvyl's built-in planner: no language model was used.)"
-CAPABILITIES = "list files, show git status, show the git log, show a file (e.g. 'show README.md')"
+CAPABILITIES = (
+    "list files, show git status, show the git log, show a file (e.g. 'show README.md'), "
+    "run a command given in backticks (e.g. 'run `make test`')"
+)
 
 
 class PlannerCannotAnswer(ValueError):
@@ -27,6 +30,7 @@ class PlannedCall:
 
 
 _FILE_TOKEN = r"(?P<path>[\w.-]*[\w-]\.[\w]+|[\w.-]+(?:/[\w.-]+)+)"
+_RUN = re.compile(r"\b(run|execute)\b[^`]*`(?P<command>[^`]+)`", re.IGNORECASE)
 _INTENTS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bgit\s+status\b|\b(uncommitted|pending)\s+changes\b|\bwhat\s+changed\b"), "git_status"),
     (re.compile(r"\bgit\s+log\b|\b(recent|last|latest)\s+commits?\b|\bcommit\s+history\b"), "git_log"),
@@ -36,6 +40,8 @@ _INTENTS: list[tuple[re.Pattern[str], str]] = [
 
 
 def plan(query: str) -> PlannedCall:
+    if run := _RUN.search(query):
+        return PlannedCall("run_shell", {"command": run["command"].strip()})
     text = query.strip().lower()
     for pattern, tool in _INTENTS:
         match = pattern.search(text)
@@ -65,6 +71,8 @@ def write_answer(call: ToolCall, repo: str) -> str:
         body = f"git status of {repo}:\n{output}"
     elif call.name == "git_log":
         body = f"Recent commits of {repo}:\n{output}"
+    elif call.name == "run_shell":
+        body = f"Ran `{call.arguments['command']}`:\n{output}"
     elif call.name == "read_file":
         body = f"Contents of {call.arguments['path']}:\n{output}"
     else:

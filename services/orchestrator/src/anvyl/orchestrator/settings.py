@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -54,15 +55,38 @@ class Settings(BaseSettings):
         default="auto", description="local backend: run workers inside bubblewrap when available"
     )
 
-    # Tasks.
+    # API.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="bearer keys (comma-separated); none = auth off, loopback only",
+    )
+
+    # Tasks and the queue.
     max_query_chars: int = Field(default=20_000, gt=0)
     tool_timeout_s: float = Field(default=120.0, gt=0)
+    max_concurrent_tasks: int = Field(default=4, ge=1, le=256)
+    default_task_timeout_s: float = Field(default=1800.0, gt=0)
+    max_task_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    task_lease_s: float = Field(default=15.0, ge=1, description="a runner renews its task's lease")
+    task_max_attempts: int = Field(
+        default=3, ge=1, description="runs before an orphaned task fails"
+    )
+    queue_poll_s: float = Field(
+        default=0.5, gt=0, description="how often idle runners look for work"
+    )
 
     # Logs.
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
     config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -103,6 +127,7 @@ class Settings(BaseSettings):
         for name, value in self:
             if isinstance(value, SecretStr) and name != "database_url":
                 shown[name] = "********"
+        shown["api_keys"] = ["********"] * len(self.api_keys)
         return shown
 
 
@@ -126,5 +151,5 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}:********@{location}" if ":" in credentials else url
 
 
-def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+def is_loopback(host: str) -> bool:
+    return host in {"localhost", "::1"} or host.startswith("127.")

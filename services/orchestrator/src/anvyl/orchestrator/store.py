@@ -1,49 +1,103 @@
-"""Reading and writing tasks and their events."""
+"""Reading and writing tasks and their events, including the queue's claim, lease and cancel steps.
+
+Every state change and its event are written in one transaction, so a reader never sees a task whose
+events disagree with its status. Event numbers (`seq`) are allocated under the task row's lock, which
+makes them gap-free and ordered even when several orchestrator processes write to one task.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
+QUEUED, RUNNING, WAITING_APPROVAL = "queued", "running", "waiting_approval"
+SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+ACTIVE_STATES = (RUNNING, WAITING_APPROVAL)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
+RESULT_EVENT = "result"  # the last event of every task
+
+
+class IdempotencyConflict(ValueError):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    new: bool  # False when an Idempotency-Key matched an earlier task
 
 
 class TaskStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, *, query: str, repo_url: str | None, workspace_id: str | None,
-                     request: dict[str, Any]) -> Task:  # fmt: skip
+    # Creating and reading ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        query: str,
+        repo_url: str | None,
+        workspace_id: str | None,
+        request: dict[str, Any],
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Created:
         task = Task(
-            id=str(uuid.uuid4()),
-            status=QUEUED,
-            query=query,
-            repo_url=repo_url,
-            workspace_id=workspace_id,
-            request=request,
-            meta={},
-            attempts=0,
-        )
-        async with self.db.session.begin() as session:
-            session.add(task)
-            session.add(TaskEvent(task_id=task.id, seq=1, type="status", data={"status": QUEUED}))
-        return task
+            id=str(uuid.uuid4()), status=QUEUED, query=query, repo_url=repo_url,
+            workspace_id=workspace_id, request=request, meta={}, attempts=0, timeout_s=timeout_s,
+            cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
+        )  # fmt: skip
+        try:
+            async with self.db.session.begin() as session:
+                session.add(task)
+                session.add(
+                    TaskEvent(task_id=task.id, seq=1, type="status", data={"status": QUEUED})
+                )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            earlier = await self.by_idempotency_key(idempotency_key)
+            if earlier is None:
+                raise
+            if earlier.request_hash != request_hash:
+                raise IdempotencyConflict(idempotency_key) from None
+            return Created(earlier, new=False)
+        return Created(task, new=True)
+
+    async def by_idempotency_key(self, key: str) -> Task | None:
+        async with self.db.session() as session:
+            found: Task | None = await session.scalar(
+                select(Task).where(Task.idempotency_key == key)
+            )
+            return found
 
     async def get(self, task_id: str) -> Task | None:
         async with self.db.session() as session:
             return await session.get(Task, task_id)
+
+    async def list_tasks(
+        self, *, status: str | None, workspace_id: str | None, limit: int, offset: int
+    ) -> list[Task]:
+        query = select(Task).order_by(Task.created_at.desc(), Task.id.desc())
+        if status is not None:
+            query = query.where(Task.status == status)
+        if workspace_id is not None:
+            query = query.where(Task.workspace_id == workspace_id)
+        async with self.db.session() as session:
+            return list(await session.scalars(query.limit(limit).offset(offset)))
 
     async def events(self, task_id: str, after_seq: int = 0) -> list[TaskEvent]:
         async with self.db.session() as session:
@@ -54,27 +108,218 @@ class TaskStore:
             )
             return list(rows)
 
-    async def last_seq(self, task_id: str) -> int:
+    async def counts_by_status(self) -> dict[str, int]:
         async with self.db.session() as session:
-            value = await session.scalar(
-                select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)
-            )
-            return int(value or 0)
+            rows = await session.execute(select(Task.status, func.count()).group_by(Task.status))
+            return {status: int(count) for status, count in rows.tuples()}
 
-    async def add_event(self, task_id: str, seq: int, type_: str, data: dict[str, Any]) -> None:
+    # Events -----------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _append(session: AsyncSession, task_id: str, type_: str, data: dict[str, Any]) -> int:
+        # The task row's lock serializes writers of this task's events (a no-op on SQLite,
+        # where the write transaction already excludes every other writer).
+        await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
+        last = await session.scalar(
+            select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)
+        )
+        seq = int(last or 0) + 1
+        session.add(TaskEvent(task_id=task_id, seq=seq, type=type_, data=data))
+        return seq
+
+    async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
         async with self.db.session.begin() as session:
-            session.add(TaskEvent(task_id=task_id, seq=seq, type=type_, data=data))
+            return await self._append(session, task_id, type_, data)
 
     async def update(self, task_id: str, **values: Any) -> None:
         async with self.db.session.begin() as session:
             await session.execute(update(Task).where(Task.id == task_id).values(**values))
 
-    async def fail_interrupted(self, reason: str) -> int:
-        """Fail tasks left running by a previous process of this (single-process) orchestrator."""
+    # The queue --------------------------------------------------------------------------------
+
+    async def claim(self, owner: str, lease_s: float) -> Task | None:
+        """Take the oldest queued task whose workspace is idle, and lease it to `owner`.
+
+        A task waits while an earlier task of its workspace is queued or active, so tasks of one
+        workspace run one at a time in arrival order. SKIP LOCKED lets replicas claim concurrently.
+        """
+        candidate = aliased(Task, name="candidate")
+        same_workspace = Task.workspace_id == candidate.workspace_id
+        busy = select(Task.id).where(same_workspace, Task.status.in_(ACTIVE_STATES)).exists()
+        earlier = (
+            select(Task.id)
+            .where(
+                same_workspace,
+                Task.status == QUEUED,
+                or_(
+                    Task.created_at < candidate.created_at,
+                    and_(Task.created_at == candidate.created_at, Task.id < candidate.id),
+                ),
+            )
+            .exists()
+        )
+        pick = (
+            select(candidate.id)
+            .where(candidate.status == QUEUED, ~busy, ~earlier)
+            .order_by(candidate.created_at, candidate.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        now = utcnow()
+        async with self.db.session.begin() as session:
+            task_id = await session.scalar(pick)
+            if task_id is None:
+                return None
+            await session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(
+                    status=RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=Task.attempts + 1,
+                    started_at=now,
+                    cancel_requested=False,
+                )
+            )
+            await self._append(session, task_id, "status", {"status": RUNNING, "runner": owner})
+            task: Task | None = await session.get(Task, task_id, populate_existing=True)
+            return task
+
+    async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
+        """Renew the lease. Returns whether a cancel was requested, or None when the lease was lost."""
         async with self.db.session.begin() as session:
             result = await session.execute(
                 update(Task)
-                .where(Task.status.in_([QUEUED, RUNNING]))
-                .values(status=FAILED, error=reason, finished_at=utcnow())
+                .where(
+                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
+                )
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+                .returning(Task.cancel_requested)
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            row = result.first()
+            return None if row is None else bool(row[0])
+
+    async def set_status(self, task_id: str, owner: str, status: str, data: dict[str, Any]) -> bool:
+        """Move a leased task between active states (running <-> waiting_approval)."""
+        async with self.db.session.begin() as session:
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
+                )
+                .values(status=status)
+                .returning(Task.id)
+            )
+            if result.first() is None:
+                return False
+            await self._append(session, task_id, "status", {"status": status, **data})
+            return True
+
+    async def finish(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        owner: str | None,
+        result: str | None = None,
+        error: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        from_states: tuple[str, ...] | None = None,
+    ) -> bool:
+        """End a task with its status and result events. With `owner`, only while it holds the lease;
+        with `from_states`, only from those states."""
+        condition = [Task.id == task_id, Task.status.not_in(FINAL_STATES)]
+        if from_states is not None:
+            condition.append(Task.status.in_(from_states))
+        if owner is not None:
+            condition.append(Task.lease_owner == owner)
+        async with self.db.session.begin() as session:
+            changed = await session.execute(
+                update(Task)
+                .where(*condition)
+                .values(
+                    status=status,
+                    result=result,
+                    error=error,
+                    meta=metadata or {},
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+                .returning(Task.id)
+            )
+            if changed.first() is None:
+                return False
+            await self._append(session, task_id, "status", {"status": status})
+            await self._append(
+                session, task_id, RESULT_EVENT,
+                {"status": status, "result": result, "error": error, "metadata": metadata or {}},
+            )  # fmt: skip
+            return True
+
+    async def release(self, task_id: str, owner: str) -> bool:
+        """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
+        async with self.db.session.begin() as session:
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
+                )
+                .values(
+                    status=QUEUED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=Task.attempts - 1,
+                )
+                .returning(Task.id)
+            )
+            if result.first() is None:
+                return False
+            await self._append(session, task_id, "status",
+                               {"status": QUEUED, "reason": "its orchestrator shut down; requeued"})  # fmt: skip
+            return True
+
+    async def request_cancel(self, task_id: str) -> str | None:
+        """Cancel a queued task at once; flag an active one for its runner. Returns the new status."""
+        if await self.finish(task_id, CANCELLED, owner=None, from_states=(QUEUED,),
+                             error="cancelled before it started"):  # fmt: skip
+            return CANCELLED
+        async with self.db.session.begin() as session:
+            flagged = await session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status.in_(ACTIVE_STATES))
+                .values(cancel_requested=True)
+                .returning(Task.status)
+            )
+            row = flagged.first()
+        if row is not None:
+            return str(row[0])
+        task = await self.get(task_id)
+        return None if task is None else task.status
+
+    async def requeue_expired(self, max_attempts: int, *, all_active: bool = False) -> list[str]:
+        """Re-queue tasks whose runner's lease expired (its orchestrator died), or fail them after
+        `max_attempts`. With `all_active`, every active task counts as orphaned (SQLite start-up)."""
+        now = utcnow()
+        stale = select(Task).where(Task.status.in_(ACTIVE_STATES))
+        if not all_active:
+            stale = stale.where(Task.lease_expires_at < now)
+        moved: list[str] = []
+        exhausted: list[str] = []
+        async with self.db.session.begin() as session:
+            for task in list(await session.scalars(stale.with_for_update(skip_locked=True))):
+                if task.attempts >= max_attempts:
+                    exhausted.append(task.id)
+                    continue
+                task.status, task.lease_owner, task.lease_expires_at = QUEUED, None, None
+                await self._append(session, task.id, "status",
+                                   {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
+                                    "attempt": task.attempts})  # fmt: skip
+                moved.append(task.id)
+        for task_id in exhausted:
+            await self.finish(
+                task_id, FAILED, owner=None,
+                error=f"its orchestrator stopped while running it {max_attempts} times; giving up",
+            )  # fmt: skip
+        return moved

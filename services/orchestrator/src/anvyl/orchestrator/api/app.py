@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan wiring, middleware, error shapes and routes."""
+"""The FastAPI application: lifespan wiring, middleware, error shapes, and the routers."""
 
 from __future__ import annotations
 
@@ -6,37 +6,30 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.routing import Match
 
-from anvyl.orchestrator.api.schemas import OrchestrateRequest, Problem, TaskOut
+from anvyl.orchestrator.api import tasks
+from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
+from anvyl.orchestrator.api.schemas import Problem
+from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.engine import Database
+from anvyl.orchestrator.db.migrations import is_current
+from anvyl.orchestrator.events import EventBus
 from anvyl.orchestrator.execution import TaskExecutor
 from anvyl.orchestrator.logging import configure_logging, get_logger
+from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.queue import TaskQueue
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.store import TaskStore
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
-from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
 
 log = get_logger(__name__)
-
-
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    store: TaskStore
-    workspaces: WorkspaceManager
-    executor: TaskExecutor
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def _describe(errors: list[dict[str, object]]) -> str:
@@ -46,41 +39,60 @@ def _describe(errors: list[dict[str, object]]) -> str:
         where = ".".join(
             str(p) for p in (loc if isinstance(loc, tuple | list) else ()) if p != "body"
         )
-        where = where or "body"
         message = str(error.get("msg", "invalid"))
         if error.get("type") == "extra_forbidden":
             message = "unknown field; remove it"
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where or 'body'}: {message}")
     return "; ".join(parts)
+
+
+def _route_of(request: Request) -> str:
+    """The route template (/tasks/{task_id}), so metrics do not get a label per task id."""
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", request.url.path))
+    return "unmatched"
 
 
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
         await db.upgrade()
-        store = TaskStore(db)
-        interrupted = await store.fail_interrupted("the orchestrator stopped while the task ran")
+        store, bus = TaskStore(db), EventBus()
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend)
+        executor = TaskExecutor(settings, store, workspaces, bus, metrics)
+        queue = TaskQueue(settings, store, executor, metrics)
+        try:
+            await queue.start()
+        except BaseException:
+            await workspaces.close()
+            await db.close()
+            raise
         app.state.services = Services(
-            settings, db, store, workspaces, TaskExecutor(settings, store, workspaces)
+            settings, db, store, bus, metrics, workspaces, executor, queue
         )
-        log.info(
-            "orchestrator.started",
-            database=db.dialect,
-            workspace_backend=backend.name,
-            interrupted_tasks=interrupted,
-        )
+        if not app.state.api_keys.enabled:
+            log.warning(
+                "auth.off",
+                detail="ANVYL_API_KEYS is empty: only loopback clients can reach the API",
+            )
+        log.info("orchestrator.started", database=db.dialect, workspace_backend=backend.name,
+                 runners=settings.max_concurrent_tasks, queue_owner=queue.owner)  # fmt: skip
         try:
             yield
         finally:
+            await queue.stop()
             await workspaces.close()
             await db.close()
 
     app = FastAPI(title="Anvyl orchestrator", version="0.1.0", lifespan=lifespan)
+    app.state.api_keys = ApiKeys(settings)
 
     @app.middleware("http")
     async def request_context(
@@ -93,52 +105,46 @@ def create_app(settings: Settings) -> FastAPI:
             response = await call_next(request)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
+        elapsed = time.perf_counter() - started
         response.headers["x-request-id"] = request_id
-        log.debug("http.request", method=request.method, path=request.url.path,
-                  status=response.status_code, duration_s=round(time.perf_counter() - started, 6))  # fmt: skip
+        metrics.http_latency.labels(
+            request.method, _route_of(request), str(response.status_code)
+        ).observe(elapsed)
         return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-        body = Problem(detail=_describe(errors), errors=errors)
-        return JSONResponse(body.model_dump(), status_code=422)
+        return JSONResponse(
+            Problem(detail=_describe(errors), errors=errors).model_dump(), status_code=422
+        )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        """Liveness: open without a key."""
         return {"status": "ok"}
 
-    @app.post(
-        "/orchestrate",
-        response_model=TaskOut,
-        responses={422: {"model": Problem}},
-    )
-    async def orchestrate(body: OrchestrateRequest, request: Request) -> TaskOut:
+    @app.get("/ready", dependencies=[Depends(require_api_key)])
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the database answers and its schema is at the newest migration."""
         svc = services(request)
-        if len(body.query) > svc.settings.max_query_chars:
-            raise HTTPException(
-                422, f"query: longer than {svc.settings.max_query_chars} characters"
-            )
         try:
-            repo = parse_repo(body.repo_url)
-        except InvalidRepository as exc:
-            raise HTTPException(422, f"repo_url: {exc}") from exc
-        task = await svc.store.create(
-            query=body.query,
-            repo_url=repo.url,
-            workspace_id=repo.workspace_id,
-            request=body.model_dump(mode="json") | {"repo_url": repo.display_url},
-        )
-        await svc.executor.run(task.id)
-        done = await svc.store.get(task.id)
-        assert done is not None
-        return TaskOut.from_row(done)
+            async with svc.db.engine.connect() as connection:
+                current = await connection.run_sync(is_current)
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unavailable", "detail": f"database: {exc!r}"}, status_code=503
+            )
+        if not current:
+            return JSONResponse({"status": "unavailable", "detail": "database schema is not at the newest "
+                                 "migration: run `anvyl db upgrade`"}, status_code=503)  # fmt: skip
+        return JSONResponse({"status": "ready", "database": svc.db.dialect})
 
-    @app.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": Problem}})
-    async def get_task(task_id: str, request: Request) -> TaskOut:
-        task = await services(request).store.get(task_id)
-        if task is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
-        return TaskOut.from_row(task)
+    @app.get("/metrics", dependencies=[Depends(require_api_key)])
+    async def prometheus(request: Request) -> PlainTextResponse:
+        svc: Services = services(request)
+        body = metrics.render(await svc.store.counts_by_status())
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(tasks.router)
     return app

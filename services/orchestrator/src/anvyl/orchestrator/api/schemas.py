@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from anvyl.orchestrator.db.tables import Task
+from anvyl.orchestrator.db.tables import Task, TaskEvent
 from anvyl.orchestrator.workspaces.repos import redact_url
 
 MAX_QUERY_CHARS = 20_000
@@ -19,10 +21,18 @@ class OrchestrateRequest(BaseModel):
     query: str = Field(
         min_length=1, max_length=MAX_QUERY_CHARS, description="what the agent should do"
     )
-    repo_url: str = Field(
-        min_length=1, max_length=4096, description="local git repository path or git URL"
+    repo_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="local git repository path or git URL",
     )
-    mode: Literal["sync"] = "sync"
+    files: list[str] = Field(default_factory=list, max_length=100, description="files to focus on")
+    agent: str | None = Field(default=None, max_length=100, description="agent profile name")
+    model: str | None = Field(default=None, max_length=200, description="model endpoint to prefer")
+    workspace_id: str | None = Field(default=None, max_length=128, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit of the task")
+    mode: Literal["sync", "background"] = "sync"
 
     @field_validator("query")
     @classmethod
@@ -30,6 +40,11 @@ class OrchestrateRequest(BaseModel):
         if not value.strip():
             raise ValueError("query is empty: say what the agent should do")
         return value
+
+    def fingerprint(self) -> str:
+        """What an Idempotency-Key is bound to: the request body, canonically serialized."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class TaskOut(BaseModel):
@@ -41,6 +56,7 @@ class TaskOut(BaseModel):
     result: str | None
     error: str | None
     metadata: dict[str, Any]
+    attempts: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -56,10 +72,32 @@ class TaskOut(BaseModel):
             result=task.result,
             error=task.error,
             metadata=task.meta or {},
+            attempts=task.attempts,
             created_at=task.created_at,
             started_at=task.started_at,
             finished_at=task.finished_at,
         )
+
+
+class Accepted(BaseModel):
+    task_id: str
+    status: str
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskOut]
+    next_offset: int | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, event: TaskEvent) -> EventOut:
+        return cls(seq=event.seq, type=event.type, data=event.data, created_at=event.created_at)
 
 
 class Problem(BaseModel):

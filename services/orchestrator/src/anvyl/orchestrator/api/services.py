@@ -1,0 +1,33 @@
+"""The objects one orchestrator process runs on, built in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from anvyl.orchestrator.db.engine import Database
+from anvyl.orchestrator.events import EventBus
+from anvyl.orchestrator.execution import TaskExecutor
+from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.queue import TaskQueue
+from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.store import TaskStore
+from anvyl.orchestrator.workspaces.manager import WorkspaceManager
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: TaskStore
+    bus: EventBus
+    metrics: Metrics
+    workspaces: WorkspaceManager
+    executor: TaskExecutor
+    queue: TaskQueue
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,180 @@
+"""Task routes: orchestrate (sync, background, streamed), list, show, events, cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sse_starlette import EventSourceResponse
+
+from anvyl.orchestrator.api.auth import require_api_key
+from anvyl.orchestrator.api.schemas import (
+    Accepted,
+    EventOut,
+    OrchestrateRequest,
+    Problem,
+    TaskOut,
+    TaskPage,
+)
+from anvyl.orchestrator.api.services import Services, services
+from anvyl.orchestrator.db.tables import Task
+from anvyl.orchestrator.events import follow
+from anvyl.orchestrator.store import ALL_STATES, FINAL_STATES, IdempotencyConflict
+from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
+
+router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: {"model": Problem}})
+SvcDep = Annotated[Services, Depends(services)]
+
+
+async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[str | None, str | None]:
+    """The repository URL and workspace id of a request; a workspace_id alone names a known one."""
+    if body.repo_url is not None:
+        try:
+            repo = parse_repo(body.repo_url)
+        except InvalidRepository as exc:
+            raise HTTPException(422, f"repo_url: {exc}") from exc
+        if body.workspace_id is not None and body.workspace_id != repo.workspace_id:
+            raise HTTPException(
+                422, f"workspace_id: {body.workspace_id!r} is not the workspace of repo_url "
+                f"({repo.workspace_id!r}); send one of them",
+            )  # fmt: skip
+        return repo.url, repo.workspace_id
+    if body.workspace_id is not None:
+        async with svc.db.session() as session:
+            url = await session.scalar(
+                select(Task.repo_url).where(Task.workspace_id == body.workspace_id)
+                .order_by(Task.created_at.desc()).limit(1)
+            )  # fmt: skip
+        if url is None:
+            raise HTTPException(
+                422, f"workspace_id: no workspace {body.workspace_id!r}; send repo_url"
+            )
+        return url, body.workspace_id
+    return None, None
+
+
+def _sse(events: AsyncIterator[Any]) -> EventSourceResponse:
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async for event in events:
+            yield {"id": str(event.seq), "event": event.type,
+                   "data": EventOut.from_row(event).model_dump_json()}  # fmt: skip
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+async def _wait_final(svc: Services, task_id: str) -> TaskOut:
+    async for _ in follow(svc.store, svc.bus, task_id):
+        pass
+    task = await svc.store.get(task_id)
+    assert task is not None
+    return TaskOut.from_row(task)
+
+
+@router.post(
+    "/orchestrate",
+    response_model=TaskOut,
+    responses={202: {"model": Accepted}, 409: {"model": Problem}, 422: {"model": Problem}},
+)
+async def orchestrate(
+    body: OrchestrateRequest,
+    request: Request,
+    svc: SvcDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Any:
+    if len(body.query) > svc.settings.max_query_chars:
+        raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
+    if body.timeout_s is not None and body.timeout_s > svc.settings.max_task_timeout_s:
+        raise HTTPException(422, f"timeout_s: at most {svc.settings.max_task_timeout_s:g} seconds")
+    repo_url, workspace_id = await _repo_for(svc, body)
+    request_body = body.model_dump(mode="json")
+    if repo_url is not None:
+        request_body["repo_url"] = parse_repo(repo_url).display_url
+    try:
+        created = await svc.store.create(
+            query=body.query, repo_url=repo_url, workspace_id=workspace_id, request=request_body,
+            timeout_s=body.timeout_s, idempotency_key=idempotency_key,
+            request_hash=body.fingerprint() if idempotency_key else None,
+        )  # fmt: skip
+    except IdempotencyConflict:
+        raise HTTPException(
+            409, "Idempotency-Key was already used with a different request body; use a new key"
+        ) from None
+    task = created.task
+    if created.new:
+        svc.queue.wake()
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return _sse(follow(svc.store, svc.bus, task.id))
+    if body.mode == "background":
+        return JSONResponse(
+            Accepted(
+                task_id=task.id, status=task.status if not created.new else "queued"
+            ).model_dump(),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/tasks/{task.id}"},
+        )
+    return await _wait_final(svc, task.id)
+
+
+@router.get("/tasks", response_model=TaskPage)
+async def list_tasks(
+    svc: SvcDep,
+    status_: Annotated[str | None, Query(alias="status", description="filter by state")] = None,
+    workspace_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPage:
+    if status_ is not None and status_ not in ALL_STATES:
+        raise HTTPException(422, f"status: must be one of {', '.join(ALL_STATES)}")
+    rows = await svc.store.list_tasks(status=status_, workspace_id=workspace_id, limit=limit + 1,
+                                      offset=offset)  # fmt: skip
+    return TaskPage(
+        tasks=[TaskOut.from_row(task) for task in rows[:limit]],
+        next_offset=offset + limit if len(rows) > limit else None,
+    )
+
+
+async def _task_or_404(svc: Services, task_id: str) -> Task:
+    task = await svc.store.get(task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
+    return task
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": Problem}})
+async def get_task(task_id: str, svc: SvcDep) -> TaskOut:
+    return TaskOut.from_row(await _task_or_404(svc, task_id))
+
+
+@router.get("/tasks/{task_id}/events", responses={404: {"model": Problem}})
+async def task_events(
+    task_id: str,
+    svc: SvcDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="replay from after this seq")] = None,
+    format_: Annotated[str | None, Query(alias="format", pattern="^(json|sse)$")] = None,
+) -> Response:
+    await _task_or_404(svc, task_id)
+    start = after or 0
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise HTTPException(422, "Last-Event-ID: must be the seq number of an event")
+        start = int(last_event_id)
+    if format_ == "json":
+        events = await svc.store.events(task_id, start)
+        return JSONResponse([json.loads(EventOut.from_row(e).model_dump_json()) for e in events])
+    return _sse(follow(svc.store, svc.bus, task_id, start))
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+async def cancel_task(task_id: str, svc: SvcDep) -> TaskOut:
+    task = await _task_or_404(svc, task_id)
+    if task.status in FINAL_STATES:
+        raise HTTPException(409, f"task {task_id} already ended ({task.status}); nothing to cancel")
+    await svc.store.request_cancel(task_id)
+    svc.bus.notify(task_id)
+    return TaskOut.from_row(await _task_or_404(svc, task_id))
