@@ -9,13 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from anvyl.orchestrator.api.app import Services, create_app
 from anvyl.orchestrator.settings import Settings
 
 
 class Orchestrator:
-    def __init__(self, http: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, app: FastAPI, http: httpx.AsyncClient, services: Services) -> None:
+        self.app = app
         self.http = http
         self.services = services
 
@@ -43,6 +45,6 @@ def make_orchestrator(tmp_path: Path, database_url: str, instance: str) -> Orche
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://anvyl.test") as http:
-                yield Orchestrator(http, app.state.services)
+                yield Orchestrator(app, http, app.state.services)
 
     return make

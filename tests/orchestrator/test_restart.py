@@ -2,52 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port)],
-            env=os.environ | env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from tests.helpers import running_server
 
 
 def test_a_task_is_readable_after_a_restart_and_the_container_is_adopted(
@@ -60,13 +19,13 @@ def test_a_task_is_readable_after_a_restart_and_the_container_is_adopted(
         "ANVYL_WORKSPACE_BACKEND": "docker",
     }
     body = {"query": "List files in current directory", "repo_url": str(sample_repo)}
-    with running_server(env, tmp_path / "server.log") as url:
-        first = httpx.post(f"{url}/orchestrate", json=body, timeout=120).json()
+    with running_server(env, tmp_path / "server.log") as server:
+        first = httpx.post(f"{server.url}/orchestrate", json=body, timeout=120).json()
     assert first["status"] == "succeeded", first["error"]
 
-    with running_server(env, tmp_path / "server.log") as url:
-        again = httpx.get(f"{url}/tasks/{first['task_id']}", timeout=10)
-        second = httpx.post(f"{url}/orchestrate", json=body, timeout=120).json()
+    with running_server(env, tmp_path / "server.log") as server:
+        again = httpx.get(f"{server.url}/tasks/{first['task_id']}", timeout=10)
+        second = httpx.post(f"{server.url}/orchestrate", json=body, timeout=120).json()
     assert again.status_code == 200
     assert again.json() == first
     assert second["status"] == "succeeded"

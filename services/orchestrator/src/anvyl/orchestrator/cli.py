@@ -12,8 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.settings import Settings, is_loopback
 
 app = typer.Typer(help="Anvyl: a self-hosted orchestrator for AI agents that work on code repositories.",
                   no_args_is_help=True, add_completion=False)  # fmt: skip
@@ -27,6 +28,10 @@ app.add_typer(db_app, name="db")
 console = Console()
 errors = Console(stderr=True)
 ServerOption = Annotated[str, typer.Option("--server", envvar="ANVYL_URL", help="orchestrator URL")]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="ANVYL_API_KEY", help="API key (bearer)", show_default=False),
+]
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
@@ -42,23 +47,34 @@ def load_settings(**overrides: Any) -> Settings:
         fail(f"invalid settings: {exc}", 2)
 
 
-def request(method: str, server: str, path: str, *, json_body: Any = None,
-            timeout: float = 30.0) -> dict[str, Any]:  # fmt: skip
-    try:
-        response = httpx.request(method, f"{server.rstrip('/')}{path}", json=json_body,
-                                 timeout=httpx.Timeout(timeout, connect=5.0), trust_env=False)  # fmt: skip
-    except httpx.ConnectError:
-        fail(f"cannot reach the orchestrator at {server}: is `anvyl serve` running?")
-    except httpx.TimeoutException:
-        fail(f"the orchestrator at {server} did not answer within {timeout:.0f}s")
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _check(response: httpx.Response, server: str) -> None:
+    if response.status_code == 401:
+        fail(f"the orchestrator at {server} refused the API key: set ANVYL_API_KEY (or --api-key) "
+             "to one of the server's ANVYL_API_KEYS")  # fmt: skip
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
         fail(f"{response.status_code}: {detail}")
-    body: dict[str, Any] = response.json()
-    return body
+
+
+def request(method: str, server: str, path: str, *, json_body: Any = None, timeout: float = 30.0,
+            api_key: str | None = None, params: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    try:
+        response = httpx.request(method, f"{server.rstrip('/')}{path}", json=json_body, params=params,
+                                 headers=_headers(api_key), timeout=httpx.Timeout(timeout, connect=5.0),
+                                 trust_env=False)  # fmt: skip
+    except httpx.ConnectError:
+        fail(f"cannot reach the orchestrator at {server}: is `anvyl serve` running?")
+    except httpx.TimeoutException:
+        fail(f"the orchestrator at {server} did not answer within {timeout:.0f}s")
+    _check(response, server)
+    return response.json()
 
 
 def print_task(task: dict[str, Any], as_json: bool = False) -> None:
@@ -96,6 +112,9 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings(**overrides)
+    if not settings.api_keys and not is_loopback(settings.host):
+        fail(f"refusing to listen on {settings.host} without API keys: set ANVYL_API_KEYS "
+             "(comma-separated) or bind 127.0.0.1", 2)  # fmt: skip
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="warning", access_log=False)  # fmt: skip
 
@@ -103,29 +122,170 @@ def serve(
 @app.command()
 def orchestrate(
     query: Annotated[str, typer.Argument(help="what the agent should do")],
-    repo: Annotated[str, typer.Option("--repo", help="local git repository path or git URL")],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="local git repository path or git URL")
+    ] = None,
+    background: Annotated[
+        bool, typer.Option("--background", help="queue it and print its id")
+    ] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="show each step live")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="task time limit, seconds")
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the task as JSON")] = False,
 ) -> None:
-    """Send a task and wait for its result."""
-    if os.path.isdir(repo):
+    """Send a task; wait for its result (default), follow it live, or just queue it."""
+    if repo is not None and os.path.isdir(repo):
         repo = os.path.abspath(repo)
-    with console.status(f"running task on {repo} ...", spinner="dots"):
-        task = request("POST", server, "/orchestrate",
-                       json_body={"query": query, "repo_url": repo}, timeout=3600)  # fmt: skip
+    body: dict[str, Any] = {
+        "query": query,
+        "mode": "background" if background or follow else "sync",
+    }
+    if repo is not None:
+        body["repo_url"] = repo
+    if timeout is not None:
+        body["timeout_s"] = timeout
+    if background or follow:
+        accepted = request("POST", server, "/orchestrate", json_body=body, api_key=api_key)
+        if not follow:
+            console.print(accepted["task_id"]) if not as_json else console.print_json(
+                json.dumps(accepted)
+            )
+            return
+        follow_events(server, accepted["task_id"], api_key)
+        task = request("GET", server, f"/tasks/{accepted['task_id']}", api_key=api_key)
+    else:
+        with console.status(f"running task on {repo or 'no repository'} ...", spinner="dots"):
+            task = request(
+                "POST", server, "/orchestrate", json_body=body, timeout=3600, api_key=api_key
+            )
     print_task(task, as_json)
     if task["status"] != "succeeded":
         raise typer.Exit(1)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    data = event["data"]
+    kind = event["type"]
+    if kind == "status":
+        extra = f" ({data['reason']})" if data.get("reason") else ""
+        return f"status: {data['status']}{extra}"
+    if kind == "tool.call":
+        return f"tool {data['name']}({json.dumps(data.get('arguments', {}))})"
+    if kind == "tool.result":
+        outcome = "ok" if data.get("ok") else f"failed: {data.get('error')}"
+        return f"  -> {data['name']} {outcome} in {data.get('duration_s', 0):.3f}s"
+    if kind == "result":
+        return f"finished: {data['status']}"
+    return f"{kind}: {json.dumps(data)[:200]}"
+
+
+def follow_events(server: str, task_id: str, api_key: str | None) -> None:
+    """Print the task's events as they happen (SSE), with a spinner while a step runs."""
+    url = f"{server.rstrip('/')}/tasks/{task_id}/events"
+    last_seq = 0
+    for _ in range(5):  # reconnect a few times if the stream drops, without repeating events
+        headers = _headers(api_key) | ({"Last-Event-ID": str(last_seq)} if last_seq else {})
+        try:
+            with (
+                console.status("waiting for the next step ...", spinner="dots") as spinner,
+                httpx.stream(
+                    "GET",
+                    url,
+                    headers=headers,
+                    timeout=httpx.Timeout(None, connect=5.0),
+                    trust_env=False,
+                ) as response,
+            ):
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response, server)
+                data_line = ""
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        data_line = line[5:].strip()
+                    elif line == "" and data_line:
+                        event = json.loads(data_line)
+                        data_line = ""
+                        last_seq = event["seq"]
+                        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event))}")
+                        spinner.update(f"step {event['seq']} done; working ...")
+                        if event["type"] == "result":
+                            return
+        except httpx.ConnectError:
+            fail(f"cannot reach the orchestrator at {server}: is `anvyl serve` running?")
+        except httpx.TransportError:
+            continue
+    fail("the event stream kept dropping; see `anvyl tasks events " + task_id + "`")
 
 
 @tasks_app.command("show")
 def tasks_show(
     task_id: str,
     server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one task."""
-    print_task(request("GET", server, f"/tasks/{task_id}"), as_json)
+    print_task(request("GET", server, f"/tasks/{task_id}", api_key=api_key), as_json)
+
+
+@tasks_app.command("list")
+def tasks_list(
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, succeeded, failed, ...")
+    ] = None,
+    workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List tasks, newest first."""
+    params = {
+        k: v for k, v in {"status": status, "workspace_id": workspace, "limit": limit}.items() if v
+    }
+    page = request("GET", server, "/tasks", params=params, api_key=api_key)
+    if as_json:
+        console.print_json(json.dumps(page))
+        return
+    table = Table("task", "status", "workspace", "created", "query")
+    for task in page["tasks"]:
+        table.add_row(task["task_id"], task["status"], task["workspace_id"] or "-",
+                      task["created_at"][:19], task["query"][:60])  # fmt: skip
+    console.print(table)
+
+
+@tasks_app.command("events")
+def tasks_events(
+    task_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep following until it ends")
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show a task's events (steps)."""
+    if follow:
+        follow_events(server, task_id, api_key)
+        return
+    for event in request("GET", server, f"/tasks/{task_id}/events", params={"format": "json"},
+                         api_key=api_key):  # fmt: skip
+        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event))}")
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(
+    task_id: str, server: ServerOption = DEFAULT_SERVER, api_key: ApiKeyOption = None
+) -> None:
+    """Cancel a task: a queued one never starts, a running one stops at its next step."""
+    task = request("POST", server, f"/tasks/{task_id}/cancel", api_key=api_key)
+    console.print(
+        f"task {task_id}: {task['status']}"
+        + (" (cancel requested)" if task["status"] != "cancelled" else "")
+    )
 
 
 @config_app.command("show")

@@ -111,7 +111,7 @@ class TaskStore:
     async def counts_by_status(self) -> dict[str, int]:
         async with self.db.session() as session:
             rows = await session.execute(select(Task.status, func.count()).group_by(Task.status))
-            return {status: int(count) for status, count in rows.tuples()}
+            return {status: int(count) for status, count in rows}
 
     # Events -----------------------------------------------------------------------------------
 
