@@ -1,0 +1,141 @@
+"""Several orchestrator processes on one PostgreSQL queue, and orchestrators that die mid-task."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import make_git_repo
+from tests.helpers import ServerProcess, running_server
+
+
+def replica_env(database_url: str, instance: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "ANVYL_DATABASE_URL": database_url,
+        "ANVYL_INSTANCE": instance,
+        "ANVYL_DATA_DIR": str(data_dir),
+        "ANVYL_WORKSPACE_BACKEND": "docker",
+        **extra,
+    }
+
+
+async def wait_final(
+    http: httpx.AsyncClient, url: str, task_id: str, timeout_s: float = 120
+) -> dict:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            task = (await http.get(f"{url}/tasks/{task_id}")).json()
+            if task["status"] in ("succeeded", "failed", "cancelled"):
+                return task
+            await asyncio.sleep(0.1)
+
+
+async def test_two_processes_share_one_queue_and_run_each_of_50_tasks_exactly_once(
+    postgres_url: str, docker_instance: str, tmp_path: Path
+) -> None:
+    repos = [make_git_repo(tmp_path / f"repo-{i}") for i in range(5)]
+    with ExitStack() as stack:
+        servers: list[ServerProcess] = [
+            stack.enter_context(running_server(
+                replica_env(postgres_url, docker_instance, tmp_path / f"data-{i}"), tmp_path / f"s{i}.log"))
+            for i in range(2)
+        ]  # fmt: skip
+        async with httpx.AsyncClient(timeout=30) as http:
+            ids = []
+            for n in range(50):
+                url = servers[n % 2].url
+                body = {"query": "list files", "repo_url": str(repos[n % 5]), "mode": "background"}
+                ids.append((await http.post(f"{url}/orchestrate", json=body)).json()["task_id"])
+            tasks = [
+                await wait_final(http, servers[n % 2].url, task_id) for n, task_id in enumerate(ids)
+            ]
+            events = [
+                (
+                    await http.get(f"{servers[0].url}/tasks/{t}/events", params={"format": "json"})
+                ).json()
+                for t in ids
+            ]
+    assert [t["status"] for t in tasks] == ["succeeded"] * 50, [t["error"] for t in tasks]
+    assert all(t["attempts"] == 1 for t in tasks)
+    runs = [[e["data"]["runner"] for e in task_events if e["data"].get("status") == "running"]
+            for task_events in events]  # fmt: skip
+    assert all(len(r) == 1 for r in runs), "a task ran more than once"
+    assert len({r[0] for r in runs}) == 2, "one process did all the work"
+
+
+async def test_when_a_replica_is_killed_mid_task_the_other_one_finishes_it(
+    postgres_url: str, docker_instance: str, sample_repo: Path, tmp_path: Path
+) -> None:
+    short_lease = {"ANVYL_TASK_LEASE_S": "2"}
+    with ExitStack() as stack:
+        first, second = (
+            stack.enter_context(running_server(
+                replica_env(postgres_url, docker_instance, tmp_path / f"data-{i}", **short_lease),
+                tmp_path / f"s{i}.log"))
+            for i in range(2)
+        )  # fmt: skip
+        async with httpx.AsyncClient(timeout=30) as http:
+            body = {
+                "query": "run `sleep 2; echo survived`",
+                "repo_url": str(sample_repo),
+                "mode": "background",
+            }
+            task_id = (await http.post(f"{first.url}/orchestrate", json=body)).json()["task_id"]
+            async with asyncio.timeout(60):
+                while True:
+                    events = (await http.get(f"{second.url}/tasks/{task_id}/events",
+                                             params={"format": "json"})).json()  # fmt: skip
+                    if any(e["type"] == "tool.call" for e in events):
+                        break
+                    await asyncio.sleep(0.05)
+            runner = next(
+                e["data"]["runner"] for e in events if e["data"].get("status") == "running"
+            )
+            victim, survivor = (
+                (first, second) if f"-{first.process.pid}-" in runner else (second, first)
+            )
+            victim.kill_hard()
+            killed_at = time.monotonic()
+            task = await wait_final(http, survivor.url, task_id)
+            events = (
+                await http.get(f"{survivor.url}/tasks/{task_id}/events", params={"format": "json"})
+            ).json()
+    assert task["status"] == "succeeded", task["error"]
+    assert "survived" in task["result"] and task["attempts"] == 2
+    statuses = [
+        (e["data"]["status"], e["data"].get("reason")) for e in events if e["type"] == "status"
+    ]
+    assert ("queued", "its orchestrator stopped; requeued") in statuses
+    runners = [e["data"]["runner"] for e in events if e["data"].get("status") == "running"]
+    assert runners[0] == runner and runners[1] != runner
+    assert time.monotonic() - killed_at < 60
+
+
+async def test_a_restarted_sqlite_orchestrator_resumes_the_task_its_previous_process_left(
+    docker_instance: str, sample_repo: Path, tmp_path: Path
+) -> None:
+    env = replica_env(
+        f"sqlite+aiosqlite:///{tmp_path / 'anvyl.db'}", docker_instance, tmp_path / "data"
+    )
+    body = {
+        "query": "run `sleep 1; echo resumed`",
+        "repo_url": str(sample_repo),
+        "mode": "background",
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        with running_server(env, tmp_path / "s.log") as server:
+            task_id = (await http.post(f"{server.url}/orchestrate", json=body)).json()["task_id"]
+            async with asyncio.timeout(60):
+                while (await http.get(f"{server.url}/tasks/{task_id}")).json()[
+                    "status"
+                ] != "running":
+                    await asyncio.sleep(0.05)
+            server.kill_hard()
+        with running_server(env, tmp_path / "s.log") as server:
+            task = await wait_final(http, server.url, task_id)
+    assert task["status"] == "succeeded", task["error"]
+    assert "resumed" in task["result"] and task["attempts"] == 2
