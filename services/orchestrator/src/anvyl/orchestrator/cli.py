@@ -21,9 +21,11 @@ app = typer.Typer(help="Anvyl: a self-hosted orchestrator for AI agents that wor
 tasks_app = typer.Typer(help="Inspect tasks.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+workspaces_app = typer.Typer(help="Inspect and remove workspaces.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(workspaces_app, name="workspaces")
 
 console = Console()
 errors = Console(stderr=True)
@@ -286,6 +288,52 @@ def tasks_cancel(
         f"task {task_id}: {task['status']}"
         + (" (cancel requested)" if task["status"] != "cancelled" else "")
     )
+
+
+@workspaces_app.command("list")
+def workspaces_list(
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List workspaces, most recently used first."""
+    found = request("GET", server, "/workspaces", api_key=api_key)
+    if as_json:
+        console.print_json(json.dumps(found))
+        return
+    table = Table("workspace", "status", "running", "backend", "last used", "repository")
+    for ws in found:
+        table.add_row(ws["workspace_id"], ws["status"], "yes" if ws["running"] else "no", ws["backend"],
+                      ws["last_used_at"][:19], ws["repo_url"])  # fmt: skip
+    console.print(table)
+
+
+@workspaces_app.command("show")
+def workspaces_show(workspace_id: str, server: ServerOption = DEFAULT_SERVER,
+                    api_key: ApiKeyOption = None) -> None:  # fmt: skip
+    """Show one workspace."""
+    console.print_json(
+        json.dumps(request("GET", server, f"/workspaces/{workspace_id}", api_key=api_key))
+    )
+
+
+@workspaces_app.command("rm")
+def workspaces_rm(
+    workspace_id: str,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="also delete the workspace's files")
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Stop and remove a workspace's worker (and its files with --purge)."""
+    try:
+        response = httpx.delete(f"{server.rstrip('/')}/workspaces/{workspace_id}", params={"purge": purge},
+                                headers=_headers(api_key), timeout=60, trust_env=False)  # fmt: skip
+    except httpx.ConnectError:
+        fail(f"cannot reach the orchestrator at {server}: is `anvyl serve` running?")
+    _check(response, server)
+    console.print(f"removed {workspace_id}" + (" and its files" if purge else " (files kept)"))
 
 
 @config_app.command("show")

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     workspace_memory: str = "2g"
     workspace_pids: int = Field(default=512, gt=0)
     worker_start_timeout_s: float = Field(default=30.0, gt=0)
+    workspace_idle_timeout_s: float = Field(
+        default=900.0, gt=0, description="stop an idle workspace's worker after this (files kept)"
+    )
+    workspace_sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="how often idle and unused workspaces are looked for"
+    )
+    workspace_retention_s: float = Field(
+        default=7 * 86400.0, gt=0, description="remove an unused workspace and its files after this"
+    )
     workspace_sandbox: Literal["auto", "bwrap", "none"] = Field(
         default="auto", description="local backend: run workers inside bubblewrap when available"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import Match
 
 from anvyl.orchestrator.api import tasks
+from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
 from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
@@ -69,11 +71,13 @@ def create_app(settings: Settings) -> FastAPI:
         executor = TaskExecutor(settings, store, workspaces, bus, metrics)
         queue = TaskQueue(settings, store, executor, metrics)
         try:
+            await workspaces.adopt()
             await queue.start()
         except BaseException:
             await workspaces.close()
             await db.close()
             raise
+        janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
         app.state.services = Services(
             settings, db, store, bus, metrics, workspaces, executor, queue
         )
@@ -87,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            janitor.cancel()
             await queue.stop()
             await workspaces.close()
             await db.close()
@@ -147,4 +152,5 @@ def create_app(settings: Settings) -> FastAPI:
         return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(tasks.router)
+    app.include_router(workspace_routes.router)
     return app

@@ -28,6 +28,7 @@ class OwnedWorker:
     workspace_id: str
     handle: str
     running: bool
+    unusable: str | None = None  # why it cannot be used as is (e.g. an old image), or None
 
 
 class WorkspaceBackend(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from typing import Any
 
 import docker
@@ -132,9 +133,21 @@ class DockerBackend:
                 "scripts/build-images.sh (or set ANVYL_AGENT_IMAGE)"
             ) from exc
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # created meanwhile by a concurrent caller
-                return self.client.containers.get(self.container_name(workspace_id))
+            if exc.status_code == 409:  # a concurrent caller (maybe another replica) is creating it
+                return self._wait_created(self.container_name(workspace_id))
             raise WorkspaceError(f"cannot create workspace container: {exc.explanation}") from exc
+
+    def _wait_created(self, name: str) -> Container:
+        # The daemon reserves the name before the container can be inspected: retry briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self.client.containers.get(name)
+            except docker.errors.NotFound:
+                if time.monotonic() > deadline:
+                    raise WorkspaceError(f"container {name} was being created by another caller "
+                                         "but never appeared") from None  # fmt: skip
+                time.sleep(0.05)
 
     def _endpoint(self, container: Container, started: bool) -> WorkerEndpoint:
         ports = container.attrs["NetworkSettings"]["Ports"].get(f"{WORKER_PORT}/tcp") or []
@@ -182,11 +195,23 @@ class DockerBackend:
                 "label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.settings.instance}"]
             }
             return [
-                OwnedWorker(c.labels[LABEL_WORKSPACE], c.id or "", c.status == "running")
+                OwnedWorker(
+                    c.labels[LABEL_WORKSPACE], c.id or "", c.status == "running", self._unusable(c)
+                )
                 for c in self.client.containers.list(all=True, filters=filters)
             ]
 
         return await asyncio.to_thread(owned)
+
+    def _unusable(self, container: Container) -> str | None:
+        config = container.attrs["Config"]
+        if config.get("Image") != self.settings.agent_image:
+            return f"runs image {config.get('Image')!r}, not {self.settings.agent_image!r}"
+        if not any(item.startswith(f"{TOKEN_ENV}=") for item in config.get("Env") or []):
+            return "has no worker token"
+        if f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):
+            return "does not publish the worker port"
+        return None
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)

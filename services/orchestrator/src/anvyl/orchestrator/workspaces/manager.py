@@ -10,20 +10,40 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import delete, select, update
 
 from anvyl.agent.client import WorkerClient, WorkerError
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
 from anvyl.orchestrator.db.engine import Database
+from anvyl.orchestrator.db.tables import Task, utcnow
 from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
-from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.store import ACTIVE_STATES
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
 
 log = get_logger(__name__)
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class WorkspaceBusy(WorkspaceError):
+    """The workspace is running a task and cannot be removed now."""
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    id: str
+    repo_url: str
+    backend: str
+    status: str  # idle, busy, stopped, removed
+    running: bool
+    handle: str | None
+    created_at: datetime
+    last_used_at: datetime
 
 
 @dataclass
@@ -143,8 +163,140 @@ class WorkspaceManager:
                 )
             else:
                 row.status = status
+                row.repo_url = repo.display_url
                 row.backend = self.backend.name
                 row.last_used_at = utcnow()
+
+    # Lifecycle: adoption at start-up, idle stop and retention, listing and removal -----------------
+
+    async def adopt(self) -> list[str]:
+        """Take over the workers this orchestrator's instance owns; remove those it cannot use.
+
+        Removing keeps the files (the volume or directory): the next task recreates the worker.
+        """
+        adopted = []
+        for worker in await self.backend.list_owned():
+            if worker.unusable is not None:
+                log.warning(
+                    "workspace.orphan_removed",
+                    workspace_id=worker.workspace_id,
+                    reason=worker.unusable,
+                )
+                await self.backend.remove(worker.workspace_id, purge=False)
+                continue
+            adopted.append(worker.workspace_id)
+            async with self.db.session.begin() as session:
+                row = await session.get(WorkspaceRow, worker.workspace_id)
+                status = "idle" if worker.running else "stopped"
+                if row is None:
+                    session.add(WorkspaceRow(id=worker.workspace_id, repo_url="(adopted)",
+                                             backend=self.backend.name, status=status))  # fmt: skip
+                elif row.status != "busy":
+                    row.status = status
+        if adopted:
+            log.info("workspace.adopted", workspaces=adopted)
+        return adopted
+
+    async def _has_active_task(self, workspace_id: str) -> bool:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(Task.id)
+                .where(Task.workspace_id == workspace_id, Task.status.in_(ACTIVE_STATES))
+                .limit(1)
+            )
+            return found is not None
+
+    async def sweep(self) -> dict[str, list[str]]:
+        """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
+        now = utcnow()
+        stopped, removed = [], []
+        async with self.db.session() as session:
+            rows = list(
+                await session.scalars(select(WorkspaceRow).where(WorkspaceRow.status != "busy"))
+            )
+        for row in rows:
+            unused_for = (now - row.last_used_at).total_seconds()
+            if unused_for < self.settings.workspace_idle_timeout_s or await self._has_active_task(
+                row.id
+            ):
+                continue
+            lock = self._locks.setdefault(row.id, asyncio.Lock())
+            if lock.locked():
+                continue
+            async with lock:
+                await self._forget(row.id)
+                if unused_for >= self.settings.workspace_retention_s:
+                    await self.backend.remove(row.id, purge=True)
+                    async with self.db.session.begin() as session:
+                        await session.execute(delete(WorkspaceRow).where(WorkspaceRow.id == row.id))
+                    removed.append(row.id)
+                elif row.status != "stopped":
+                    await self.backend.stop(row.id)
+                    await self._set_status(row.id, "stopped")
+                    stopped.append(row.id)
+        if stopped or removed:
+            log.info("workspace.swept", stopped=stopped, removed=removed)
+        return {"stopped": stopped, "removed": removed}
+
+    async def _set_status(self, workspace_id: str, status: str) -> None:
+        async with self.db.session.begin() as session:
+            await session.execute(
+                update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(status=status)
+            )
+
+    async def run_janitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.workspace_sweep_interval_s)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("workspace.sweep_failed")
+
+    async def describe(self) -> list[WorkspaceInfo]:
+        live = {w.workspace_id: w for w in await self.backend.list_owned()}
+        async with self.db.session() as session:
+            rows = list(
+                await session.scalars(
+                    select(WorkspaceRow).order_by(WorkspaceRow.last_used_at.desc())
+                )
+            )
+        return [
+            WorkspaceInfo(
+                id=row.id,
+                repo_url=row.repo_url,
+                backend=row.backend,
+                status=row.status,
+                running=bool(live.get(row.id) and live[row.id].running),
+                handle=live[row.id].handle if row.id in live else None,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+            )
+            for row in rows
+        ]
+
+    async def remove(self, workspace_id: str, *, purge: bool) -> bool:
+        """Stop and remove a workspace's worker (and its files with `purge`). False if unknown."""
+        async with self.db.session() as session:
+            row = await session.get(WorkspaceRow, workspace_id)
+        if row is None:
+            return False
+        if await self._has_active_task(workspace_id):
+            raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
+        async with self._locks.setdefault(workspace_id, asyncio.Lock()):
+            await self._forget(workspace_id)
+            await self.backend.remove(workspace_id, purge=purge)
+            async with self.db.session.begin() as session:
+                if purge:
+                    await session.execute(
+                        delete(WorkspaceRow).where(WorkspaceRow.id == workspace_id)
+                    )
+                else:
+                    await session.execute(
+                        update(WorkspaceRow)
+                        .where(WorkspaceRow.id == workspace_id)
+                        .values(status="removed")
+                    )
+        return True
 
     async def close(self) -> None:
         for workspace_id in list(self._clients):
