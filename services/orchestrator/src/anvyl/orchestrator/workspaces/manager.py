@@ -47,6 +47,10 @@ def create_backend(settings: Settings) -> WorkspaceBackend:
         choice = "docker" if docker_available(settings) else "local"
     if choice == "docker":
         return DockerBackend(settings)
+    if choice == "cloudrun":
+        from anvyl.orchestrator.workspaces.cloudrun_backend import CloudRunBackend
+
+        return CloudRunBackend(settings)
     return LocalBackend(settings)
 
 
