@@ -209,9 +209,17 @@ class CloudRunBackend:
         options: dict[str, Any] = {}
         if settings.cloudrun_api_endpoint:
             options["api_endpoint"] = settings.cloudrun_api_endpoint
-        self.client: run_v2.ServicesClient = run_v2.ServicesClient(
-            credentials=credentials, transport="rest", client_options=options or None
-        )
+        import google.auth.exceptions
+
+        try:
+            self.client: run_v2.ServicesClient = run_v2.ServicesClient(
+                credentials=credentials, transport="rest", client_options=options or None
+            )
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise WorkspaceError(
+                f"the cloudrun backend found no Google credentials: {exc} (set "
+                "GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login`)"
+            ) from exc
         self._id_tokens: dict[str, IDTokenSource] = {}
 
     # Names ------------------------------------------------------------------------------------
@@ -359,7 +367,7 @@ class CloudRunBackend:
                 service = await self._wait("create service", operation)
                 started = True
             except WorkspaceError as exc:
-                if not isinstance(exc.__cause__, exceptions.AlreadyExists):
+                if not isinstance(exc.__cause__, exceptions.Conflict):  # 409 (ALREADY_EXISTS)
                     raise
                 service = await self._get(workspace_id)  # created meanwhile by another caller
                 if service is None:
@@ -443,12 +451,10 @@ class CloudRunBackend:
             raise WorkspaceError(f"cannot delete gs://{self.bucket}/{prefix}: {exc}") from exc
 
     async def list_owned(self) -> list[OwnedWorker]:
-        def owned() -> list[OwnedWorker]:
+        def owned(timeout: float) -> list[OwnedWorker]:
             # ListServices has no label filter: filter here.
             result = []
-            pager = self.client.list_services(
-                parent=self.parent, timeout=self.settings.cloud_call_timeout_s
-            )
+            pager = self.client.list_services(parent=self.parent, timeout=timeout)
             for service in pager:
                 labels = dict(service.labels)
                 if (
@@ -486,7 +492,13 @@ def _api_error(what: str, exc: BaseException) -> WorkspaceError:
         from google.api_core import exceptions
     except ImportError:  # pragma: no cover
         return WorkspaceError(f"Cloud Run {what}: {exc}")
-    if isinstance(exc, exceptions.PermissionDenied | exceptions.Unauthenticated):
+    if isinstance(
+        exc,
+        exceptions.PermissionDenied
+        | exceptions.Unauthenticated
+        | exceptions.Forbidden
+        | exceptions.Unauthorized,
+    ):
         hint = "check the orchestrator's credentials and its roles (roles/run.admin, iam.serviceAccountUser)"
     elif isinstance(exc, exceptions.NotFound):
         hint = "not found (project, region or service)"
