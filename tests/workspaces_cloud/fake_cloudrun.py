@@ -124,7 +124,9 @@ class FakeGoogleCloud:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def service_account_info(self, email: str = "orchestrator@test-project.iam.gserviceaccount.com") -> dict[str, str]:
+    def service_account_info(
+        self, email: str = "orchestrator@test-project.iam.gserviceaccount.com"
+    ) -> dict[str, str]:
         return {
             "type": "service_account",
             "project_id": "test-project",
@@ -260,7 +262,9 @@ class FakeGoogleCloud:
     async def list_services(self, request: Request) -> Response:
         if (fault := await self._record(request)) is not None:
             return fault
-        parent = f"projects/{request.path_params['project']}/locations/{request.path_params['location']}"
+        parent = (
+            f"projects/{request.path_params['project']}/locations/{request.path_params['location']}"
+        )
         names = sorted(n for n in self.services if n.startswith(parent + "/"))
         start = int(request.query_params.get("pageToken") or 0)
         page = names[start : start + self.page_size]

@@ -23,7 +23,7 @@ from anvyl.orchestrator.workspaces.manager import create_backend
 from anvyl.orchestrator.workspaces.repos import parse_repo
 
 from .conftest import BUCKET, PROJECT, REGION, WorkerFarm, cloud_settings
-from .fake_cloudrun import Fault, FakeGoogleCloud
+from .fake_cloudrun import FakeGoogleCloud, Fault
 
 REPO = parse_repo("https://example.com/team/widget.git")
 PARENT = f"/v2/projects/{PROJECT}/locations/{REGION}/services"
@@ -201,7 +201,10 @@ async def test_round_trip_through_the_cloud_run_front_end(
         answer = await http.post(
             f"{endpoint.base_url}/exec",
             json={"argv": ["true"]},
-            headers={ID_TOKEN_HEADER: f"Bearer {id_token}", "Authorization": "Bearer wrong-token-123456"},
+            headers={
+                ID_TOKEN_HEADER: f"Bearer {id_token}",
+                "Authorization": "Bearer wrong-token-123456",
+            },
         )
     assert answer.status_code == 401
 

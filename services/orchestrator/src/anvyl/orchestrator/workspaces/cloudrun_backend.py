@@ -200,7 +200,7 @@ class CloudRunBackend:
             raise WorkspaceError("workspace_backend=cloudrun needs ANVYL_GCP_PROJECT")
         if not settings.gcs_bucket:
             raise WorkspaceError("workspace_backend=cloudrun needs ANVYL_GCS_BUCKET")
-        run_v2 = _run_v2()
+        run = _run_v2()
         self.settings = settings
         self.project = settings.gcp_project
         self.region = settings.gcp_region
@@ -212,7 +212,7 @@ class CloudRunBackend:
         import google.auth.exceptions
 
         try:
-            self.client: run_v2.ServicesClient = run_v2.ServicesClient(
+            self.client: run_v2.ServicesClient = run.ServicesClient(
                 credentials=credentials, transport="rest", client_options=options or None
             )
         except google.auth.exceptions.DefaultCredentialsError as exc:
@@ -374,7 +374,9 @@ class CloudRunBackend:
                     raise
         return self._endpoint(workspace_id, service, started)
 
-    def _endpoint(self, workspace_id: str, service: run_v2.Service, started: bool) -> WorkerEndpoint:
+    def _endpoint(
+        self, workspace_id: str, service: run_v2.Service, started: bool
+    ) -> WorkerEndpoint:
         if not service.uri:
             raise WorkspaceError(f"Cloud Run service {service.name} has no URL (not ready?)")
         token = next(
@@ -428,7 +430,7 @@ class CloudRunBackend:
 
     async def _purge_files(self, workspace_id: str) -> None:
         try:
-            from google.cloud import storage
+            import google.cloud.storage as storage
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise CloudExtraMissing(CLOUD_EXTRA_HINT) from exc
         prefix = workspace_prefix(workspace_id, self.settings.instance) + "/"
