@@ -122,3 +122,26 @@ async def backend(fake_cloud: FakeGoogleCloud, tmp_path: Path) -> Any:
         yield backend
     finally:
         await backend.close()
+
+
+# GCS emulator ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """gcp-storage-emulator in this process on a free loopback port, with an empty bucket."""
+    from gcp_storage_emulator.server import create_server
+    from google.cloud import storage
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        host = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+        client.create_bucket(BUCKET)
+        client.close()
+        yield host
+    finally:
+        server.stop()
