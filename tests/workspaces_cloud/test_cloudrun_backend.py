@@ -317,3 +317,44 @@ def test_local_repositories_are_refused(backend: CloudRunBackend, tmp_path: Path
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     with pytest.raises(WorkspaceError, match="only reaches remote git URLs"):
         backend.clone_url(parse_repo(str(tmp_path / "repo")))
+
+
+async def test_failed_service_is_a_clear_error_and_not_ready(
+    backend: CloudRunBackend, fake_cloud: FakeGoogleCloud
+) -> None:
+    await backend.ensure_running(REPO)
+    [service] = fake_cloud.services.values()
+    service["terminalCondition"] = {
+        "type": "Ready",
+        "state": "CONDITION_FAILED",
+        "message": "Image 'europe-west1-docker.pkg.dev/test-project/anvyl/agent:1.0' not found.",
+    }
+    with pytest.raises(WorkspaceError, match=r"failed: Image .* not found"):
+        await backend.ensure_running(REPO)
+    [owned] = await backend.list_owned()
+    assert not owned.running
+
+
+async def test_remove_with_purge_deletes_the_workspace_files(
+    backend: CloudRunBackend, fake_cloud: FakeGoogleCloud, gcs_emulator: str
+) -> None:
+    from google.cloud import storage
+
+    await backend.ensure_running(REPO)
+    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+    bucket = client.bucket(BUCKET)
+    mine = [f"workspaces/ci/{REPO.workspace_id}/{n}" for n in ("a.txt", "src/b.py", ".git/HEAD")]
+    others = [
+        f"workspaces/ci/{REPO.workspace_id}x/a.txt",  # a prefix of another workspace id
+        f"workspaces/other/{REPO.workspace_id}/a.txt",  # another instance
+        f"snapshots/{REPO.workspace_id}/latest",
+    ]
+    for name in mine + others:
+        bucket.blob(name).upload_from_string(b"data")
+    try:
+        await backend.remove(REPO.workspace_id, purge=True)
+        left = sorted(b.name for b in client.list_blobs(BUCKET))
+    finally:
+        client.close()
+    assert left == sorted(others)
+    assert fake_cloud.services == {}

@@ -377,6 +377,12 @@ class CloudRunBackend:
     def _endpoint(
         self, workspace_id: str, service: run_v2.Service, started: bool
     ) -> WorkerEndpoint:
+        condition = service.terminal_condition
+        if int(condition.state) == _CONDITION_FAILED:
+            raise WorkspaceError(
+                f"Cloud Run service {service.name} failed: {condition.message or condition.reason}"
+                f" (fix it, or remove the workspace to deploy it again)"
+            )
         if not service.uri:
             raise WorkspaceError(f"Cloud Run service {service.name} has no URL (not ready?)")
         token = next(
@@ -476,10 +482,14 @@ class CloudRunBackend:
         await asyncio.to_thread(self.client.transport.close)
 
 
+# google.cloud.run_v2.Condition.State
+_CONDITION_FAILED = 3
+_CONDITION_SUCCEEDED = 4
+
+
 def _is_ready(service: Any) -> bool:
     condition = service.terminal_condition
-    # CONDITION_SUCCEEDED = 4 in google.cloud.run_v2.Condition.State
-    return bool(service.uri) and (not condition.type_ or int(condition.state) == 4)
+    return bool(service.uri) and int(condition.state) == _CONDITION_SUCCEEDED
 
 
 def _concurrent_timeout() -> type[BaseException]:
