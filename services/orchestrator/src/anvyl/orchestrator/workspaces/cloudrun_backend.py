@@ -29,7 +29,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -157,7 +157,7 @@ class IDTokenAuth(httpx.Auth):
 
     async def async_auth_flow(
         self, request: httpx.Request
-    ) -> Any:  # AsyncGenerator[httpx.Request, httpx.Response]
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await asyncio.to_thread(self.source.token)
         request.headers[ID_TOKEN_HEADER] = f"Bearer {token}"
         yield request
