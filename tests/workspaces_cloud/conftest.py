@@ -108,6 +108,7 @@ def cloud_settings(fake: FakeGoogleCloud, tmp_path: Path, **overrides: Any) -> S
         cloudrun_operation_timeout_s=20.0,
         cloud_call_timeout_s=10.0,
         instance="ci",
+        cloudrun_service_account="anvyl-worker@test-project.iam.gserviceaccount.com",
     )
     values.update(overrides)
     return Settings(**values)

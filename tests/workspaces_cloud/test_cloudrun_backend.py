@@ -49,6 +49,9 @@ async def test_create_sends_the_service_spec(
     assert body["ingress"] in (1, "INGRESS_TRAFFIC_ALL")
     template = body["template"]
     assert template["scaling"]["maxInstanceCount"] == 1
+    assert template["timeout"] == "3600s"
+    assert template["serviceAccount"] == "anvyl-worker@test-project.iam.gserviceaccount.com"
+    assert template["executionEnvironment"] in (2, "EXECUTION_ENVIRONMENT_GEN2")
     [container] = template["containers"]
     assert container["image"] == "europe-west1-docker.pkg.dev/test-project/anvyl/agent:1.0"
     [env] = container["env"]

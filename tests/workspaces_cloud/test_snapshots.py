@@ -393,3 +393,10 @@ async def test_stopped_container_is_a_clear_error(
             ).snapshot(WID)
     finally:
         await store.close()
+
+
+def test_no_credentials_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(SnapshotError, match="no Google credentials"):
+        SnapshotStore(BUCKET, lambda wid: DirectoryFiles(tmp_path))

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     cloudrun_ingress: Literal["all", "internal"] = Field(
         default="all", description="ingress of worker services; both require IAM (ID token)"
     )
+    cloudrun_service_account: str | None = Field(
+        default=None,
+        description="runtime identity of worker services: a dedicated account with access to "
+        "gcs_bucket only (default: the project's compute account, usually far too powerful)",
+    )
     cloudrun_operation_timeout_s: float = Field(
         default=300.0, gt=0, description="how long to wait for a Cloud Run deploy or delete"
     )

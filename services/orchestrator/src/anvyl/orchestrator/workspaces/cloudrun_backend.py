@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -56,6 +57,7 @@ WORKSPACE_MOUNT = "/workspace"
 VOLUME_NAME = "workspace"
 WORKER_UID = 1000  # the agent image's user: files on the GCS volume belong to it
 ID_TOKEN_HEADER = "X-Serverless-Authorization"
+REQUEST_TIMEOUT_S = 3600
 _MAX_SERVICE_NAME = 49
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _ID_TOKEN_REFRESH_MARGIN_S = 300.0
@@ -283,6 +285,9 @@ class CloudRunBackend:
                 labels=self.labels(workspace_id),
                 scaling=run_v2.RevisionScaling(min_instance_count=0, max_instance_count=1),
                 max_instance_request_concurrency=80,
+                # Long commands and clones: Cloud Run's request limit is 60 minutes.
+                timeout=timedelta(seconds=REQUEST_TIMEOUT_S),
+                service_account=settings.cloudrun_service_account or "",
                 execution_environment=run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
                 containers=[
                     run_v2.Container(

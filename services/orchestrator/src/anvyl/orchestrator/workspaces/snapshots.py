@@ -244,7 +244,15 @@ class SnapshotStore:
         self.timeout_s = timeout_s
         self.transfer_timeout_s = transfer_timeout_s
         self.work_dir = work_dir
-        self.client: storage.Client = storage.Client(project=project, credentials=credentials)
+        import google.auth.exceptions
+
+        try:
+            self.client: storage.Client = storage.Client(project=project, credentials=credentials)
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise SnapshotError(
+                f"snapshots found no Google credentials: {exc} (set GOOGLE_APPLICATION_CREDENTIALS"
+                " or run `gcloud auth application-default login`)"
+            ) from exc
         self.bucket: storage.Bucket = self.client.bucket(bucket)
 
     def _prefix(self, workspace_id: str) -> str:
