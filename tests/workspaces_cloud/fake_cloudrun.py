@@ -118,7 +118,6 @@ class FakeGoogleCloud:
         self._op_ids = itertools.count(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self._http = httpx.AsyncClient(trust_env=False, timeout=30)
 
     @property
     def base_url(self) -> str:
@@ -369,13 +368,14 @@ class FakeGoogleCloud:
         }
         if "x-serverless-authorization" not in headers:
             forward.pop("authorization", None)  # the ID token itself does not reach the container
-        answer = await self._http.request(
-            request.method,
-            f"{upstream}/{request.path_params['path']}",
-            params=dict(request.query_params),
-            headers=forward,
-            content=await request.body(),
-        )
+        async with httpx.AsyncClient(trust_env=False, timeout=60) as http:
+            answer = await http.request(
+                request.method,
+                f"{upstream}/{request.path_params['path']}",
+                params=dict(request.query_params),
+                headers=forward,
+                content=await request.body(),
+            )
         return Response(
             answer.content,
             status_code=answer.status_code,

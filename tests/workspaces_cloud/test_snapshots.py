@@ -101,6 +101,7 @@ async def test_directory_round_trip(gcs_emulator: str, tmp_path: Path) -> None:
         assert restored.name == info.name and restored.members == len(before)
         assert tree(root) == before
         assert (root / "latest-src/mod.py").read_text().startswith("print")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]  # no staging or temp left
     finally:
         await store.close()
 
