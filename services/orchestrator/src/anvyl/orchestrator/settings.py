@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
 
     # Workspaces.
-    workspace_backend: Literal["auto", "docker", "local"] = "auto"
+    workspace_backend: Literal["auto", "docker", "local", "cloudrun"] = "auto"
     agent_image: str = "anvyl/agent:dev"
     docker_url: str | None = Field(default=None, description="Docker daemon URL; default: env")
     instance: str = Field(
@@ -62,6 +62,30 @@ class Settings(BaseSettings):
     )
     workspace_sandbox: Literal["auto", "bwrap", "none"] = Field(
         default="auto", description="local backend: run workers inside bubblewrap when available"
+    )
+
+    # Google Cloud (the cloudrun backend and GCS snapshots; needs the orchestrator's `cloud` extra).
+    gcp_project: str | None = Field(default=None, description="project of the Cloud Run services")
+    gcp_region: str = Field(default="us-central1", description="region of the Cloud Run services")
+    gcs_bucket: str | None = Field(
+        default=None, description="bucket holding workspace files (GCS volume) and snapshots"
+    )
+    cloudrun_api_endpoint: str | None = Field(
+        default=None, description="Cloud Run Admin API endpoint; default: run.googleapis.com"
+    )
+    cloudrun_ingress: Literal["all", "internal"] = Field(
+        default="all", description="ingress of worker services; both require IAM (ID token)"
+    )
+    cloudrun_service_account: str | None = Field(
+        default=None,
+        description="runtime identity of worker services: a dedicated account with access to "
+        "gcs_bucket only (default: the project's compute account, usually far too powerful)",
+    )
+    cloudrun_operation_timeout_s: float = Field(
+        default=300.0, gt=0, description="how long to wait for a Cloud Run deploy or delete"
+    )
+    cloud_call_timeout_s: float = Field(
+        default=60.0, gt=0, description="timeout of one Cloud Run or GCS API call"
     )
 
     # API.

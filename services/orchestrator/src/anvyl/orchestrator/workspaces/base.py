@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from anvyl.agent.client import WorkerClient
 from anvyl.orchestrator.workspaces.repos import RepoRef
 
 WORKER_PORT = 8000
@@ -40,6 +41,10 @@ class WorkspaceBackend(Protocol):
 
     def clone_url(self, repo: RepoRef) -> str:
         """The URL the worker clones from (a local repository may be mounted elsewhere)."""
+        ...
+
+    def worker_client(self, endpoint: WorkerEndpoint) -> WorkerClient:
+        """A client for the worker (a backend may add its own authentication)."""
         ...
 
     async def logs(self, workspace_id: str, lines: int = 50) -> str: ...

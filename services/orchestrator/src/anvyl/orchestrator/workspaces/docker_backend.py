@@ -16,6 +16,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from anvyl.agent.client import WorkerClient
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import (
     WORKER_PORT,
@@ -72,6 +73,9 @@ class DockerBackend:
             LABEL_INSTANCE: self.settings.instance,
             LABEL_WORKSPACE: workspace_id,
         }
+
+    def worker_client(self, endpoint: WorkerEndpoint) -> WorkerClient:
+        return WorkerClient(endpoint.base_url, endpoint.token)
 
     def clone_url(self, repo: RepoRef) -> str:
         return SOURCE_MOUNT if repo.local_path is not None else repo.url

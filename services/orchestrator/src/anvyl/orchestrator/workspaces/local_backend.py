@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from anvyl.agent.client import WorkerClient
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import OwnedWorker, WorkerEndpoint, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
@@ -60,6 +61,9 @@ class LocalBackend:
 
     def directory(self, workspace_id: str) -> Path:
         return self.root / workspace_id / "files"
+
+    def worker_client(self, endpoint: WorkerEndpoint) -> WorkerClient:
+        return WorkerClient(endpoint.base_url, endpoint.token)
 
     def clone_url(self, repo: RepoRef) -> str:
         return repo.url

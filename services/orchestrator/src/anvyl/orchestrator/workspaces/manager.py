@@ -67,6 +67,10 @@ def create_backend(settings: Settings) -> WorkspaceBackend:
         choice = "docker" if docker_available(settings) else "local"
     if choice == "docker":
         return DockerBackend(settings)
+    if choice == "cloudrun":
+        from anvyl.orchestrator.workspaces.cloudrun_backend import CloudRunBackend
+
+        return CloudRunBackend(settings)
     return LocalBackend(settings)
 
 
@@ -109,7 +113,7 @@ class WorkspaceManager:
                 await self._forget(repo.workspace_id)
         started = time.perf_counter()
         endpoint = await self.backend.ensure_running(repo)
-        client = WorkerClient(endpoint.base_url, endpoint.token)
+        client = self.backend.worker_client(endpoint)
         try:
             await self._wait_healthy(client, repo.workspace_id)
         except BaseException:
