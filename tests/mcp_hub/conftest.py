@@ -38,7 +38,14 @@ class BackgroundServer:
     def __init__(self, app: Any, port: int, **config: Any) -> None:
         self.port = port
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+                **config,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

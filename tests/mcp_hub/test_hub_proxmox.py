@@ -112,26 +112,35 @@ def test_tls_verification_is_on_by_default() -> None:
     assert HubSettings(_env_file=None).proxmox_verify_tls is True  # type: ignore[call-arg]
 
 
-async def test_self_signed_proxmox_is_refused_unless_verification_is_off(
-    tmp_path: Path, start_hub: HubFactory
-) -> None:
+@pytest.fixture
+def tls_fake_proxmox(tmp_path: Path) -> Iterator[tuple[BackgroundServer, Path]]:
+    """The fake over HTTPS with a self-signed certificate; requested before `start_hub` so the
+    hubs (holding keep-alive connections to it) stop first."""
     cert_path, key_path = write_self_signed_certificate(tmp_path)
-    fake = FakeProxmox()
-    with serve_app(fake.app, ssl_certfile=str(cert_path), ssl_keyfile=str(key_path)) as server:
-        url = f"https://127.0.0.1:{server.port}"
-        verifying = start_hub(**proxmox_settings(url))
-        lab = start_hub(**proxmox_settings(url), proxmox_verify_tls=False)
-        async with mcp_session(verifying.url("proxmox")) as session:
-            refused = await session.call_tool("get_nodes", {})
-        async with mcp_session(lab.url("proxmox")) as session:
-            accepted = await session.call_tool("get_nodes", {})
-        # The client trusts the certificate when given it as a CA: verification, not a bypass.
-        trusting = ssl.create_default_context(cafile=str(cert_path))
-        async with ProxmoxClient(url, TOKEN_ID, TOKEN_SECRET, verify_tls=trusting) as client:
-            nodes = await client.nodes()
-        async with ProxmoxClient(url, TOKEN_ID, TOKEN_SECRET) as client:
-            with pytest.raises(ProxmoxError, match="TLS certificate verification failed"):
-                await client.nodes()
+    with serve_app(
+        FakeProxmox().app, ssl_certfile=str(cert_path), ssl_keyfile=str(key_path)
+    ) as server:
+        yield server, cert_path
+
+
+async def test_self_signed_proxmox_is_refused_unless_verification_is_off(
+    tls_fake_proxmox: tuple[BackgroundServer, Path], start_hub: HubFactory
+) -> None:
+    server, cert_path = tls_fake_proxmox
+    url = f"https://127.0.0.1:{server.port}"
+    verifying = start_hub(**proxmox_settings(url))
+    lab = start_hub(**proxmox_settings(url), proxmox_verify_tls=False)
+    async with mcp_session(verifying.url("proxmox")) as session:
+        refused = await session.call_tool("get_nodes", {})
+    async with mcp_session(lab.url("proxmox")) as session:
+        accepted = await session.call_tool("get_nodes", {})
+    # The client trusts the certificate when given it as a CA: verification, not a bypass.
+    trusting = ssl.create_default_context(cafile=str(cert_path))
+    async with ProxmoxClient(url, TOKEN_ID, TOKEN_SECRET, verify_tls=trusting) as client:
+        nodes = await client.nodes()
+    async with ProxmoxClient(url, TOKEN_ID, TOKEN_SECRET) as client:
+        with pytest.raises(ProxmoxError, match="TLS certificate verification failed"):
+            await client.nodes()
     assert refused.is_error
     assert "TLS certificate verification failed" in refused.content[0].text
     assert not accepted.is_error
