@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, TextContent
 
 from anvyl.mcp_hub.app import create_hub
 from anvyl.mcp_hub.settings import HubSettings
@@ -94,7 +95,7 @@ def start_hub() -> Iterator[HubFactory]:
     stack = contextlib.ExitStack()
 
     def start(**overrides: Any) -> RunningHub:
-        settings = HubSettings(_env_file=None, **{"token": TEST_TOKEN, **overrides})  # type: ignore[call-arg]
+        settings = HubSettings(_env_file=None, **{"token": TEST_TOKEN, **overrides})
         server = stack.enter_context(serve_app(create_hub(settings).app))
         return RunningHub(server, settings)
 
@@ -152,3 +153,10 @@ def docker_client() -> Iterator[docker.DockerClient]:
     finally:
         remove_test_containers(client)
         client.close()
+
+
+def result_text(result: CallToolResult) -> str:
+    """The text of a tool result's first content block (where error messages are)."""
+    block = result.content[0]
+    assert isinstance(block, TextContent), block
+    return block.text

@@ -7,7 +7,15 @@ import pytest
 
 from anvyl.mcp_hub.servers.docker import CREATED_BY_LABEL
 
-from .conftest import BASE_IMAGE, TEST_LABEL_KEY, TEST_LABEL_VALUE, RunningHub, mcp_session
+from .conftest import (
+    BASE_IMAGE,
+    TEST_LABEL_KEY,
+    TEST_LABEL_VALUE,
+    HubFactory,
+    RunningHub,
+    mcp_session,
+    result_text,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -85,9 +93,9 @@ async def test_docker_errors_are_tool_errors(
         # The server keeps serving after errors.
         still_alive = await session.call_tool("list_containers", {"all": True})
     assert missing.is_error
-    assert "no-such-thing" in missing.content[0].text
+    assert "no-such-thing" in result_text(missing)
     assert bad_image.is_error
-    assert "anvyl/does-not-exist" in bad_image.content[0].text
+    assert "anvyl/does-not-exist" in result_text(bad_image)
     assert invalid.is_error
     assert not still_alive.is_error
 
@@ -107,12 +115,12 @@ async def test_exec_timeout_is_a_tool_error(
             {"container_id": container.id, "command": ["sleep", "20"], "timeout_s": 0.5},
         )
     assert result.is_error
-    assert "did not finish within 0.5s" in result.content[0].text
+    assert "did not finish within 0.5s" in result_text(result)
 
 
-async def test_unreachable_daemon_is_a_tool_error(start_hub: object) -> None:
-    hub = start_hub(docker_url="unix:///tmp/anvyl-no-docker-here.sock")  # type: ignore[operator]
+async def test_unreachable_daemon_is_a_tool_error(start_hub: HubFactory) -> None:
+    hub = start_hub(docker_url="unix:///tmp/anvyl-no-docker-here.sock")
     async with mcp_session(hub.url("docker")) as session:
         result = await session.call_tool("list_containers", {})
     assert result.is_error
-    assert "Docker" in result.content[0].text
+    assert "Docker" in result_text(result)

@@ -8,7 +8,7 @@ import psutil
 from anvyl.mcp_hub.audit import MASK, mask_secrets
 from anvyl.mcp_hub.servers.infra import CommandPolicy, run_command
 
-from .conftest import HubFactory, RunningHub, mcp_session
+from .conftest import HubFactory, RunningHub, mcp_session, result_text
 
 
 async def test_get_host_info_and_resources(hub: RunningHub) -> None:
@@ -45,10 +45,10 @@ async def test_execute_command_refuses_commands_outside_the_allow_list(hub: Runn
         unparsable = await session.call_tool("execute_command", {"command": "echo 'open"})
     for result in (refused, by_path, chained):
         assert result.is_error
-        assert "not in the execute_command allow-list" in result.content[0].text
-    assert "'rm'" in refused.content[0].text
+        assert "not in the execute_command allow-list" in result_text(result)
+    assert "'rm'" in result_text(refused)
     assert unparsable.is_error
-    assert "cannot parse command" in unparsable.content[0].text
+    assert "cannot parse command" in result_text(unparsable)
 
 
 async def test_execute_command_timeout_kills_the_command(start_hub: HubFactory) -> None:

@@ -23,7 +23,16 @@ def hub_without_auth() -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANVYL_MCP_HUB_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "anvyl.mcp_hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "anvyl.mcp_hub",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 import structlog.testing
 
-from .conftest import HubFactory, mcp_session
+from .conftest import HubFactory, mcp_session, result_text
 
 MUTATING_DOCKER_TOOLS = {
     "create_container",
@@ -29,11 +29,11 @@ async def test_read_only_mode_hides_and_refuses_state_changing_tools(
     assert listed == {"list_containers", "get_container_info", "container_logs"}
     assert not listed & MUTATING_DOCKER_TOOLS
     assert removed.is_error
-    assert "read-only mode" in removed.content[0].text
+    assert "read-only mode" in result_text(removed)
     assert not listing.is_error
     assert infra_listed == {"get_host_info", "get_host_resources"}
     assert executed.is_error
-    assert "read-only mode" in executed.content[0].text
+    assert "read-only mode" in result_text(executed)
 
 
 async def test_per_server_tool_allow_lists(start_hub: HubFactory) -> None:
@@ -47,7 +47,7 @@ async def test_per_server_tool_allow_lists(start_hub: HubFactory) -> None:
         proxmox_tools = {tool.name for tool in (await session.list_tools()).tools}
     assert docker_tools == {"list_containers"}
     assert refused.is_error
-    assert "ANVYL_MCP_HUB_DOCKER_TOOLS" in refused.content[0].text
+    assert "ANVYL_MCP_HUB_DOCKER_TOOLS" in result_text(refused)
     assert infra_tools == {"get_host_info", "execute_command"}
     assert len(proxmox_tools) == 5
 

@@ -9,7 +9,7 @@ import pytest
 from anvyl.mcp_hub.proxmox_client import ProxmoxClient, ProxmoxError
 from anvyl.mcp_hub.settings import HubSettings
 
-from .conftest import BackgroundServer, HubFactory, free_port, mcp_session, serve_app
+from .conftest import BackgroundServer, HubFactory, free_port, mcp_session, result_text, serve_app
 from .fake_proxmox import GIB, TOKEN_ID, TOKEN_SECRET, FakeProxmox, write_self_signed_certificate
 
 
@@ -81,10 +81,10 @@ async def test_wrong_token_and_unknown_node_are_tool_errors(
         unknown = await session.call_tool("get_node_status", {"node": "pve9"})
         injected = await session.call_tool("get_node_status", {"node": "../../access"})
     assert rejected.is_error
-    assert f"rejected the API token '{TOKEN_ID}' (401)" in rejected.content[0].text
-    assert TOKEN_SECRET not in rejected.content[0].text
+    assert f"rejected the API token '{TOKEN_ID}' (401)" in result_text(rejected)
+    assert TOKEN_SECRET not in result_text(rejected)
     assert unknown.is_error
-    assert "500" in unknown.content[0].text and "pve9" in unknown.content[0].text
+    assert "500" in result_text(unknown) and "pve9" in result_text(unknown)
     assert injected.is_error  # The node name pattern refuses path tricks.
 
 
@@ -96,7 +96,7 @@ async def test_unreachable_proxmox_is_a_clear_tool_error(start_hub: HubFactory) 
         # The hub stays up and answers the next call.
         again = await session.call_tool("list_vms", {})
     assert result.is_error
-    assert f"cannot reach Proxmox at https://127.0.0.1:{closed_port}" in result.content[0].text
+    assert f"cannot reach Proxmox at https://127.0.0.1:{closed_port}" in result_text(result)
     assert again.is_error
 
 
@@ -105,11 +105,11 @@ async def test_unconfigured_proxmox_is_a_clear_tool_error(start_hub: HubFactory)
     async with mcp_session(hub.url("proxmox")) as session:
         result = await session.call_tool("get_nodes", {})
     assert result.is_error
-    assert "Proxmox is not configured: set ANVYL_MCP_HUB_PROXMOX_URL" in result.content[0].text
+    assert "Proxmox is not configured: set ANVYL_MCP_HUB_PROXMOX_URL" in result_text(result)
 
 
 def test_tls_verification_is_on_by_default() -> None:
-    assert HubSettings(_env_file=None).proxmox_verify_tls is True  # type: ignore[call-arg]
+    assert HubSettings(_env_file=None).proxmox_verify_tls is True
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ async def test_self_signed_proxmox_is_refused_unless_verification_is_off(
         with pytest.raises(ProxmoxError, match="TLS certificate verification failed"):
             await client.nodes()
     assert refused.is_error
-    assert "TLS certificate verification failed" in refused.content[0].text
+    assert "TLS certificate verification failed" in result_text(refused)
     assert not accepted.is_error
     assert len(accepted.structured_content["nodes"]) == 2
     assert [node["node"] for node in nodes] == ["pve1", "pve2"]
