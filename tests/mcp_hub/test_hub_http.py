@@ -151,3 +151,21 @@ def test_cli_help_lists_serve_options() -> None:
     assert result.returncode == 0
     assert "--host" in result.stdout
     assert "--port" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stateless_http", "json_response"), [(True, True), (False, True), (True, False)]
+)
+async def test_other_transport_modes_serve_tools_behind_auth(
+    start_hub: HubFactory, stateless_http: bool, json_response: bool
+) -> None:
+    hub = start_hub(stateless_http=stateless_http, json_response=json_response)
+    async with mcp_session(hub.url("infra")) as session:
+        listed = await session.list_tools()
+        info = await session.call_tool("get_host_info", {})
+    assert "get_host_info" in {tool.name for tool in listed.tools}
+    assert not info.is_error
+    assert info.structured_content["uptime_s"] > 0
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(hub.url("infra"), json=INITIALIZE, headers=MCP_HEADERS)
+    assert response.status_code == 401

@@ -27,6 +27,11 @@ CALLER_SCOPE_KEY = "anvyl.caller"
 
 
 def configure_logging(json_output: bool = False, level: int = logging.INFO) -> None:
+    # Plain stdlib logging first, so the SDK's rich `basicConfig` becomes a no-op; rich
+    # rendering of per-request INFO lines costs more than the MCP call itself.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy_logger in ("mcp", "httpx", "httpx2", "docker"):
+        logging.getLogger(noisy_logger).setLevel(logging.WARNING)
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     )

@@ -1,6 +1,5 @@
 """`anvyl-mcp-hub` command line."""
 
-import logging
 import sys
 from typing import Annotated
 
@@ -40,6 +39,7 @@ def serve(
         bool | None, typer.Option("--read-only/--read-write", help="Withhold state-changing tools")
     ] = None,
     log_json: Annotated[bool, typer.Option(help="Log JSON lines instead of console text")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn)")] = False,
 ) -> None:
     """Serve every enabled MCP server under /<name>/mcp, plus /health."""
     overrides: dict[str, object] = {}
@@ -64,7 +64,8 @@ def serve(
         hub.app,
         host=settings.host,
         port=settings.port,
-        log_level=logging.getLevelName(logging.INFO).lower(),
+        log_level="info",
+        access_log=access_log,
         timeout_graceful_shutdown=5,
     )
 

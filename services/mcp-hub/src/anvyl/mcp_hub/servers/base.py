@@ -68,6 +68,8 @@ def build_mcp_server(
         name=f"anvyl-{server_name}",
         instructions=instructions,
         version="0.1.0",
+        # The SDK logs every session at INFO through rich; the hub's audit log covers calls.
+        log_level="WARNING",
         middleware=[ToolCallMiddleware(server_name, withheld)],
     )
     for spec in available:

@@ -173,25 +173,17 @@ class InfraTools:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.command_policy = CommandPolicy(settings.command_allow_list)
+        self._static_host_info: HostInfo | None = None
         # Prime the counter: psutil reports CPU use since the previous call.
         psutil.cpu_percent(interval=None)
 
     async def get_host_info(self) -> HostInfo:
         """Describe the host the hub runs on: name, OS, kernel, architecture, CPUs, uptime."""
-        boot_time = psutil.boot_time()
-        uname = platform.uname()
-        return HostInfo(
-            hostname=socket.gethostname(),
-            fqdn=socket.getfqdn(),
-            os=uname.system,
-            os_release=uname.release,
-            os_version=uname.version,
-            architecture=uname.machine,
-            python_version=platform.python_version(),
-            cpu_count_logical=psutil.cpu_count(logical=True) or 0,
-            cpu_count_physical=psutil.cpu_count(logical=False),
-            boot_time=boot_time,
-            uptime_s=round(time.time() - boot_time, 1),
+        if self._static_host_info is None:
+            # Name resolution (getfqdn) and CPU topology do not change while the hub runs.
+            self._static_host_info = await anyio.to_thread.run_sync(_static_host_info)
+        return self._static_host_info.model_copy(
+            update={"uptime_s": round(time.time() - self._static_host_info.boot_time, 1)}
         )
 
     async def get_host_resources(self) -> HostResources:
@@ -240,6 +232,24 @@ class InfraTools:
                 idempotent=False,
             ),
         ]
+
+
+def _static_host_info() -> HostInfo:
+    boot_time = psutil.boot_time()
+    uname = platform.uname()
+    return HostInfo(
+        hostname=socket.gethostname(),
+        fqdn=socket.getfqdn(),
+        os=uname.system,
+        os_release=uname.release,
+        os_version=uname.version,
+        architecture=uname.machine,
+        python_version=platform.python_version(),
+        cpu_count_logical=psutil.cpu_count(logical=True) or 0,
+        cpu_count_physical=psutil.cpu_count(logical=False),
+        boot_time=boot_time,
+        uptime_s=round(time.time() - boot_time, 1),
+    )
 
 
 def _collect_resources() -> HostResources:
