@@ -9,6 +9,9 @@ import pytest
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
+from anvyl.mcp_hub.app import UnsafeBindError, create_hub
+from anvyl.mcp_hub.settings import HubSettings
+
 from .conftest import TEST_TOKEN, HubFactory, RunningHub, mcp_session
 
 INITIALIZE = {
@@ -144,6 +147,14 @@ def test_cli_refuses_non_loopback_bind_without_token() -> None:
     result = _cli("serve", "--host", "0.0.0.0", "--port", "1", env=env)
     assert result.returncode == 2
     assert "refusing to bind 0.0.0.0 without a token" in result.stderr
+
+
+def test_create_hub_refuses_non_loopback_host_without_token() -> None:
+    with pytest.raises(UnsafeBindError, match="without a token"):
+        create_hub(HubSettings(_env_file=None, host="0.0.0.0"))
+    # Loopback without a token, and any host with a token, are fine.
+    assert create_hub(HubSettings(_env_file=None, host="127.0.0.1")).servers
+    assert create_hub(HubSettings(_env_file=None, host="0.0.0.0", token=TEST_TOKEN)).servers
 
 
 def test_cli_help_lists_serve_options() -> None:

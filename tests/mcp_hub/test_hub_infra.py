@@ -4,6 +4,8 @@ import socket
 import time
 
 import psutil
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError
 
 from anvyl.mcp_hub.audit import MASK, mask_secrets
 from anvyl.mcp_hub.servers.infra import CommandPolicy, run_command
@@ -74,13 +76,29 @@ def test_command_policy_matches_argv0_exactly() -> None:
     policy = CommandPolicy(["ls", "/usr/bin/id"])
     assert policy.parse("ls -la /") == ["ls", "-la", "/"]
     assert policy.parse("/usr/bin/id -u") == ["/usr/bin/id", "-u"]
-    for command in ("/bin/ls", "id", "lsx", "", "   "):
-        try:
+    # A listed name does not admit the same name at another path, nor a path the bare name.
+    for command in ("/bin/ls", "/tmp/x/ls", "id", "lsx", "ls;id"):
+        with pytest.raises(ToolError, match="not in the execute_command allow-list"):
             policy.parse(command)
-        except Exception as exc:
-            assert "allow-list" in str(exc) or "empty command" in str(exc)
-        else:
-            raise AssertionError(f"{command!r} was allowed")
+    with pytest.raises(ToolError, match="empty command"):
+        policy.parse("   ")
+
+
+async def test_commands_do_not_see_hub_secrets(
+    start_hub: HubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANVYL_MCP_HUB_PROXMOX_TOKEN_SECRET", "pve-secret-value")
+    monkeypatch.setenv("SOME_API_KEY", "api-key-value")
+    monkeypatch.setenv("ANVYL_VISIBLE_CHECK", "x")
+    monkeypatch.setenv("PLAIN_SETTING", "plain-value")
+    hub = start_hub(command_allow_list=["env"])
+    async with mcp_session(hub.url("infra")) as session:
+        result = await session.call_tool("execute_command", {"command": "env"})
+    assert not result.is_error
+    output = result.structured_content["stdout"]
+    assert "PLAIN_SETTING=plain-value" in output
+    for leaked in ("pve-secret-value", "api-key-value", "ANVYL_"):
+        assert leaked not in output
 
 
 def test_mask_secrets_hides_secret_arguments() -> None:

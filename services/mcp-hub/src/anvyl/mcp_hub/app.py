@@ -18,7 +18,7 @@ from anvyl.mcp_hub.auth import BearerTokenMiddleware
 from anvyl.mcp_hub.servers.docker import create_docker_server
 from anvyl.mcp_hub.servers.infra import create_infra_server
 from anvyl.mcp_hub.servers.proxmox import create_proxmox_server
-from anvyl.mcp_hub.settings import HubSettings
+from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
 
 HEALTH_PATH = "/health"
 LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -58,8 +58,22 @@ def transport_security(settings: HubSettings) -> TransportSecuritySettings:
     )
 
 
+class UnsafeBindError(ValueError):
+    pass
+
+
+def check_bind_policy(settings: HubSettings) -> None:
+    """Without a token the hub may only listen on loopback."""
+    if not settings.auth_enabled and not is_loopback_host(settings.host):
+        raise UnsafeBindError(
+            f"refusing to bind {settings.host} without a token: set ANVYL_MCP_HUB_TOKEN, "
+            "or bind a loopback address (127.0.0.1)"
+        )
+
+
 def create_hub(settings: HubSettings | None = None) -> Hub:
     settings = settings or HubSettings()
+    check_bind_policy(settings)
     log = get_logger()
     servers: dict[str, MCPServer] = {}
     tools: dict[str, object] = {}

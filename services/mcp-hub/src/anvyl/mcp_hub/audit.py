@@ -52,6 +52,10 @@ def get_logger(name: str = "anvyl.mcp_hub") -> Any:
     return structlog.get_logger(name)
 
 
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_KEY_PATTERN.search(name))
+
+
 def mask_secrets(value: Any, key: str | None = None) -> Any:
     """Copy of `value` with secret-looking keys and `NAME=secret` strings masked."""
     if key is not None and _SECRET_KEY_PATTERN.search(key):

@@ -6,24 +6,11 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from anvyl.mcp_hub.app import create_hub
+from anvyl.mcp_hub.app import UnsafeBindError, check_bind_policy, create_hub
 from anvyl.mcp_hub.audit import configure_logging, get_logger
 from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
 
 cli = typer.Typer(help="Anvyl MCP hub: infra, docker and proxmox MCP servers over streamable HTTP.")
-
-
-class UnsafeBindError(ValueError):
-    pass
-
-
-def check_bind_policy(settings: HubSettings) -> None:
-    """Without a token the hub may only listen on loopback."""
-    if not settings.auth_enabled and not is_loopback_host(settings.host):
-        raise UnsafeBindError(
-            f"refusing to bind {settings.host} without a token: set ANVYL_MCP_HUB_TOKEN, "
-            "or bind a loopback address (127.0.0.1)"
-        )
 
 
 @cli.callback()
@@ -59,6 +46,12 @@ def serve(
         raise typer.Exit(code=2) from exc
     if not settings.auth_enabled:
         log.warning("auth_off", reason="ANVYL_MCP_HUB_TOKEN is not set", host=settings.host)
+    if not is_loopback_host(settings.host) and not settings.allowed_hosts:
+        log.warning(
+            "no_allowed_hosts",
+            reason="only loopback and bind-address Host headers are accepted; set "
+            "ANVYL_MCP_HUB_ALLOWED_HOSTS to the names clients use to reach the hub",
+        )
     hub = create_hub(settings)
     uvicorn.run(
         hub.app,

@@ -1,6 +1,7 @@
 """Hub settings, read from `ANVYL_MCP_HUB_*` environment variables (and a `.env` file)."""
 
 import ipaddress
+import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -8,21 +9,18 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVER_NAMES: tuple[str, ...] = ("infra", "docker", "proxmox")
 
-# Commands that only read state: a safe, useful default for `execute_command`.
+# Commands that only read state whatever their arguments (the policy checks argv[0] only, so
+# `cat` (any file), `hostname`/`date` (set as root) and `ip` (reconfigures) are left out).
 DEFAULT_COMMAND_ALLOW_LIST: tuple[str, ...] = (
     "uptime",
     "uname",
-    "hostname",
     "df",
     "free",
     "whoami",
     "id",
-    "date",
     "ls",
-    "cat",
     "echo",
     "ps",
-    "ip",
 )
 
 
@@ -31,8 +29,6 @@ def _split_list(value: object) -> object:
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("["):
-            import json
-
             return json.loads(stripped)
         return [item.strip() for item in stripped.split(",") if item.strip()]
     return value

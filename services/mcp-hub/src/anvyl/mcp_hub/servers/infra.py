@@ -17,6 +17,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from anvyl.mcp_hub.audit import is_secret_name
 from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
 from anvyl.mcp_hub.settings import HubSettings
 
@@ -120,6 +121,16 @@ async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> tuple
     return bytes(kept), truncated
 
 
+def command_environment() -> dict[str, str]:
+    """The hub's environment without its own settings and anything secret-looking, so an
+    allowed command cannot read the hub token or the Proxmox secret from its environment."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("ANVYL_") and not is_secret_name(name)
+    }
+
+
 async def run_command(
     argv: list[str], timeout_s: float, output_limit: int, cwd: str | None = None
 ) -> CommandResult:
@@ -128,6 +139,7 @@ async def run_command(
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
+            env=command_environment(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
