@@ -16,8 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 
 import httpx
 import httpx2
@@ -88,46 +87,52 @@ def summarize(samples_s: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000, statistics.fmean(ordered) * 1000
 
 
-async def time_calls(call: Callable[[], Awaitable[Any]], calls: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        await call()
-    samples: list[float] = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
+ToolCall = Callable[[str], Awaitable[None]]
 
 
-async def bench_hub(base_url: str, tool: str, calls: int, warmup: int) -> list[float]:
-    async with (
+async def hub_session(stack: AsyncExitStack, base_url: str) -> ToolCall:
+    """One SDK streamable-HTTP session to the hub's infra server, reused for every call."""
+    http_client = await stack.enter_async_context(
         httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30.0)
-        ) as http_client,
-        streamable_http_client(f"{base_url}/infra/mcp", http_client=http_client) as streams,
-        ClientSession(streams[0], streams[1], read_timeout_seconds=30) as session,
-    ):
-        await session.initialize()
+        )
+    )
+    streams = await stack.enter_async_context(
+        streamable_http_client(f"{base_url}/infra/mcp", http_client=http_client)
+    )
+    session = await stack.enter_async_context(
+        ClientSession(streams[0], streams[1], read_timeout_seconds=30)
+    )
+    await session.initialize()
 
-        async def call() -> None:
-            result = await session.call_tool(tool, {})
-            if result.is_error or result.structured_content is None:
-                raise RuntimeError(f"{tool} failed: {result.content}")
+    async def call(tool: str) -> None:
+        result = await session.call_tool(tool, {})
+        if result.is_error or result.structured_content is None:
+            raise RuntimeError(f"{tool} failed: {result.content}")
 
-        return await time_calls(call, calls, warmup)
+    return call
 
 
-async def bench_in_process(tool: str, args: argparse.Namespace) -> list[float]:
+async def in_process_session(stack: AsyncExitStack) -> ToolCall:
     """The SDK's client and server joined by memory streams: MCP cost without HTTP."""
     server, _ = create_infra_server(HubSettings(_env_file=None))
-    async with Client(server) as client:
+    client = await stack.enter_async_context(Client(server))
 
-        async def call() -> None:
-            result = await client.call_tool(tool, {})
-            if result.is_error:
-                raise RuntimeError(f"{tool} failed: {result.content}")
+    async def call(tool: str) -> None:
+        result = await client.call_tool(tool, {})
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed: {result.content}")
 
-        return await time_calls(call, args.calls, args.warmup)
+    return call
+
+
+def direct_calls() -> ToolCall:
+    tools = InfraTools(HubSettings(_env_file=None))
+
+    async def call(tool: str) -> None:
+        await getattr(tools, tool)()
+
+    return call
 
 
 async def main() -> None:
@@ -136,29 +141,40 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
 
-    # Audit lines of the in-process server would flood the table; the hub logs to /dev/null.
+    # Audit lines of the in-process server would flood the table; the hubs log to /dev/null.
     configure_logging(level=logging.WARNING)
-    rows: list[tuple[str, str, list[float]]] = []
-    tools = InfraTools(HubSettings(_env_file=None))
-    for tool in TOOLS:
-        function = getattr(tools, tool)
-        rows.append(
-            (tool, "direct Python call", await time_calls(function, args.calls, args.warmup))
-        )
-        rows.append((tool, "in-process SDK, no HTTP", await bench_in_process(tool, args)))
-    for mode, env in MODES.items():
-        with running_hub(env) as base_url:
-            for tool in TOOLS:
-                samples = await bench_hub(base_url, tool, args.calls, args.warmup)
-                rows.append((tool, f"hub: {mode}", samples))
+    with ExitStack() as processes:
+        async with AsyncExitStack() as sessions:
+            paths: dict[str, ToolCall] = {
+                "direct Python call": direct_calls(),
+                "in-process SDK, no HTTP": await in_process_session(sessions),
+            }
+            for mode, env in MODES.items():
+                base_url = processes.enter_context(running_hub(env))
+                paths[f"hub: {mode}"] = await hub_session(sessions, base_url)
+
+            samples: dict[tuple[str, str], list[float]] = {
+                (tool, path): [] for tool in TOOLS for path in paths
+            }
+            # Round-robin over every path, so load from other processes on a shared machine
+            # lands on all of them alike instead of skewing whichever ran at that moment.
+            for iteration in range(args.warmup + args.calls):
+                for tool in TOOLS:
+                    for path, call in paths.items():
+                        started = time.perf_counter()
+                        await call(tool)
+                        if iteration >= args.warmup:
+                            samples[(tool, path)].append(time.perf_counter() - started)
 
     table = Table(
-        title=f"MCP tool call round trip, {args.calls} calls (one session, loopback, auth on)"
+        title=f"MCP tool call round trip, {args.calls} calls each, interleaved "
+        f"(one session per path, loopback, auth on, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f})"
     )
     for column in ("tool", "path", "median ms", "p99 ms", "mean ms"):
         table.add_column(column, justify="left" if column in ("tool", "path") else "right")
-    for tool, path, samples in sorted(rows, key=lambda row: (row[0], row[1])):
-        median, p99, mean = summarize(samples)
+    for (tool, path), tool_samples in samples.items():
+        median, p99, mean = summarize(tool_samples)
         table.add_row(tool, path, f"{median:.3f}", f"{p99:.3f}", f"{mean:.3f}")
     Console().print(table)
 

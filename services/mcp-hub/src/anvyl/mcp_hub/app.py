@@ -15,9 +15,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from anvyl.mcp_hub.audit import get_logger
 from anvyl.mcp_hub.auth import BearerTokenMiddleware
-from anvyl.mcp_hub.servers.docker import create_docker_server
-from anvyl.mcp_hub.servers.infra import create_infra_server
-from anvyl.mcp_hub.servers.proxmox import create_proxmox_server
+from anvyl.mcp_hub.servers.docker import DockerTools, create_docker_server
+from anvyl.mcp_hub.servers.infra import InfraTools, create_infra_server
+from anvyl.mcp_hub.servers.proxmox import ProxmoxTools, create_proxmox_server
 from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
 
 HEALTH_PATH = "/health"
@@ -32,7 +32,7 @@ class Hub:
 
     app: Starlette
     servers: dict[str, MCPServer]
-    tools: dict[str, object] = field(default_factory=dict)
+    tools: dict[str, InfraTools | DockerTools | ProxmoxTools] = field(default_factory=dict)
 
 
 def transport_security(settings: HubSettings) -> TransportSecuritySettings:
@@ -76,7 +76,7 @@ def create_hub(settings: HubSettings | None = None) -> Hub:
     check_bind_policy(settings)
     log = get_logger()
     servers: dict[str, MCPServer] = {}
-    tools: dict[str, object] = {}
+    tools: dict[str, InfraTools | DockerTools | ProxmoxTools] = {}
     closers: list[Callable[[], Awaitable[None]]] = []
 
     if "infra" in settings.enabled_servers:
