@@ -32,8 +32,8 @@ from anvyl.mcp_hub.settings import HubSettings
 TOKEN = "bench-token"
 TOOLS = ("get_host_info", "get_host_resources")
 MODES: dict[str, dict[str, str]] = {
-    "stateful, SSE responses (default)": {},
-    "stateful, JSON responses": {"ANVYL_MCP_HUB_JSON_RESPONSE": "true"},
+    "stateful, SSE responses": {"ANVYL_MCP_HUB_JSON_RESPONSE": "false"},
+    "stateful, JSON responses (default)": {"ANVYL_MCP_HUB_JSON_RESPONSE": "true"},
     "stateless, JSON responses": {
         "ANVYL_MCP_HUB_STATELESS_HTTP": "true",
         "ANVYL_MCP_HUB_JSON_RESPONSE": "true",

@@ -165,7 +165,7 @@ def test_cli_help_lists_serve_options() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stateless_http", "json_response"), [(True, True), (False, True), (True, False)]
+    ("stateless_http", "json_response"), [(True, True), (False, False), (True, False)]
 )
 async def test_other_transport_modes_serve_tools_behind_auth(
     start_hub: HubFactory, stateless_http: bool, json_response: bool

@@ -54,9 +54,11 @@ class HubSettings(BaseSettings):
         "the bind host and loopback names are always allowed. `name` allows any port.",
     )
     read_only: bool = False
-    # The JSON-response, stateless mode is faster per call (see bench/) but drops server push.
+    # Plain JSON responses measured faster than SSE streams (bench/mcp_hub_bench.py); no hub
+    # tool streams progress, so nothing is lost. Sessions stay on: they carry the client's
+    # identity into the audit log; stateless mode was not reliably faster.
     stateless_http: bool = False
-    json_response: bool = False
+    json_response: bool = True
 
     # Per-server tool allow-lists; None means every tool of that server.
     infra_tools: OptionalCommaList = None
