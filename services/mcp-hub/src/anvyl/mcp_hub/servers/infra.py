@@ -193,7 +193,14 @@ class InfraTools:
         """Describe the host the hub runs on: name, OS, kernel, architecture, CPUs, uptime."""
         if self._static_host_info is None:
             # Name resolution (getfqdn) and CPU topology do not change while the hub runs.
-            self._static_host_info = await anyio.to_thread.run_sync(_static_host_info)
+            # getfqdn may wait on a slow resolver.
+            try:
+                with anyio.fail_after(_HOST_QUERY_TIMEOUT_S):
+                    self._static_host_info = await anyio.to_thread.run_sync(
+                        _static_host_info, abandon_on_cancel=True
+                    )
+            except TimeoutError as exc:
+                raise ToolError("host name lookup did not finish in time") from exc
         return self._static_host_info.model_copy(
             update={"uptime_s": round(time.time() - self._static_host_info.boot_time, 1)}
         )
@@ -201,8 +208,11 @@ class InfraTools:
     async def get_host_resources(self) -> HostResources:
         """Current CPU, memory, swap, disk use and load average of the host."""
         # Disk queries can hang on a dead network mount: keep them off the event loop, bounded.
-        with anyio.fail_after(_HOST_QUERY_TIMEOUT_S):
-            return await anyio.to_thread.run_sync(_collect_resources, abandon_on_cancel=True)
+        try:
+            with anyio.fail_after(_HOST_QUERY_TIMEOUT_S):
+                return await anyio.to_thread.run_sync(_collect_resources, abandon_on_cancel=True)
+        except TimeoutError as exc:
+            raise ToolError(f"host resource query took over {_HOST_QUERY_TIMEOUT_S:.0f}s") from exc
 
     async def execute_command(
         self,
