@@ -126,6 +126,16 @@ async def in_process_session(stack: AsyncExitStack) -> ToolCall:
     return call
 
 
+async def health_calls(stack: AsyncExitStack, base_url: str) -> ToolCall:
+    """What one loopback HTTP round trip costs here, without MCP: the transport's floor."""
+    http_client = await stack.enter_async_context(httpx2.AsyncClient(timeout=10.0))
+
+    async def call(tool: str) -> None:
+        (await http_client.get(f"{base_url}/health")).raise_for_status()
+
+    return call
+
+
 def direct_calls() -> ToolCall:
     tools = InfraTools(HubSettings(_env_file=None))
 
@@ -152,6 +162,7 @@ async def main() -> None:
             for mode, env in MODES.items():
                 base_url = processes.enter_context(running_hub(env))
                 paths[f"hub: {mode}"] = await hub_session(sessions, base_url)
+            paths["bare HTTP GET /health (floor)"] = await health_calls(sessions, base_url)
 
             samples: dict[tuple[str, str], list[float]] = {
                 (tool, path): [] for tool in TOOLS for path in paths
