@@ -1,0 +1,3 @@
+from anvyl.mcp_hub.cli import main
+
+main()

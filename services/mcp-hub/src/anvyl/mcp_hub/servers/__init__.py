@@ -1,0 +1,1 @@
+"""The hub's MCP servers, one per concern: infra, docker, proxmox."""

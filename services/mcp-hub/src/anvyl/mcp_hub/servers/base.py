@@ -1,0 +1,84 @@
+"""Shared pieces of the hub's servers: tool specs and policy-aware registration."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp_types import ToolAnnotations
+
+from anvyl.mcp_hub.audit import ToolCallMiddleware
+from anvyl.mcp_hub.settings import HubSettings
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its function and the truthful hints clients use to decide on approval."""
+
+    function: Callable[..., Any]
+    title: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            # The spec says destructive/idempotent only mean something for non-read-only tools,
+            # but stating them explicitly avoids clients falling back to "destructive" defaults.
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+def withheld_reason(spec: ToolSpec, server_name: str, settings: HubSettings) -> str | None:
+    """Why policy withholds this tool, or None when it is available."""
+    if settings.read_only and not spec.read_only:
+        return "the hub runs in read-only mode and this tool changes state"
+    allow_list = settings.tool_allow_list(server_name)
+    if allow_list is not None and spec.name not in allow_list:
+        env_name = f"ANVYL_MCP_HUB_{server_name.upper()}_TOOLS"
+        return f"it is not in the {server_name} tool allow-list ({env_name})"
+    return None
+
+
+def build_mcp_server(
+    server_name: str,
+    instructions: str,
+    tool_specs: Sequence[ToolSpec],
+    settings: HubSettings,
+) -> MCPServer:
+    withheld: dict[str, str] = {}
+    available = [
+        spec for spec in tool_specs if withheld_reason(spec, server_name, settings) is None
+    ]
+    for spec in tool_specs:
+        reason = withheld_reason(spec, server_name, settings)
+        if reason is not None:
+            withheld[spec.name] = reason
+    server: MCPServer = MCPServer(
+        name=f"anvyl-{server_name}",
+        instructions=instructions,
+        version="0.1.0",
+        # The SDK logs every session at INFO through rich; the hub's audit log covers calls.
+        log_level="WARNING",
+        middleware=[ToolCallMiddleware(server_name, withheld)],
+    )
+    for spec in available:
+        server.add_tool(
+            spec.function,
+            name=spec.name,
+            title=spec.title,
+            description=(spec.function.__doc__ or "").strip() or None,
+            annotations=spec.annotations,
+            structured_output=True,
+        )
+    return server

@@ -1,0 +1,361 @@
+"""The `docker` server: containers on the Docker daemon the hub runs next to."""
+
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import docker
+import docker.errors
+from docker.models.containers import Container
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from anvyl.mcp_hub.audit import mask_secrets
+from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
+from anvyl.mcp_hub.settings import HubSettings
+
+T = TypeVar("T")
+
+CREATED_BY_LABEL = "anvyl.mcp_hub.created"
+_OUTPUT_LIMIT_BYTES = 256_000
+# Slack on top of the daemon-side work, so the socket timeout fires first with its own message.
+_TIMEOUT_SLACK_S = 5.0
+
+ContainerId = Annotated[str, Field(min_length=1, description="Container name or id (or id prefix)")]
+
+
+class ContainerSummary(BaseModel):
+    id: str
+    short_id: str
+    name: str
+    image: str
+    status: str
+    labels: dict[str, str]
+
+
+class ContainerList(BaseModel):
+    containers: list[ContainerSummary]
+
+
+class PortBinding(BaseModel):
+    container_port: str
+    host_ip: str
+    host_port: str
+
+
+class ContainerDetails(ContainerSummary):
+    created: str
+    running: bool
+    exit_code: int | None
+    started_at: str | None
+    finished_at: str | None
+    restart_count: int
+    command: list[str]
+    environment: list[str] = Field(description="KEY=value entries, secret-looking values masked")
+    ports: list[PortBinding]
+    networks: dict[str, str] = Field(description="network name -> IP address")
+    mounts: list[str]
+
+
+class ContainerState(BaseModel):
+    id: str
+    name: str
+    status: str
+
+
+class RemovedContainer(BaseModel):
+    id: str
+    name: str
+    removed: bool
+
+
+class ContainerLogs(BaseModel):
+    id: str
+    logs: str
+    truncated: bool
+
+
+class ExecResult(BaseModel):
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    truncated: bool
+
+
+def _cap(data: bytes | None, limit: int = _OUTPUT_LIMIT_BYTES) -> tuple[str, bool]:
+    data = data or b""
+    return data[:limit].decode(errors="replace"), len(data) > limit
+
+
+def _summary(container: Container) -> ContainerSummary:
+    image_tags = container.attrs.get("Config", {}).get("Image", "")
+    return ContainerSummary(
+        id=container.id or "",
+        short_id=container.short_id,
+        name=container.name or "",
+        image=image_tags,
+        status=container.status,
+        labels=container.labels,
+    )
+
+
+def _details(container: Container) -> ContainerDetails:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    config = attrs.get("Config", {})
+    network_settings = attrs.get("NetworkSettings", {})
+    ports = [
+        PortBinding(
+            container_port=container_port,
+            host_ip=binding.get("HostIp", ""),
+            host_port=binding.get("HostPort", ""),
+        )
+        for container_port, bindings in (network_settings.get("Ports") or {}).items()
+        for binding in bindings or []
+    ]
+    return ContainerDetails(
+        **_summary(container).model_dump(),
+        created=attrs.get("Created", ""),
+        running=bool(state.get("Running")),
+        exit_code=state.get("ExitCode"),
+        started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
+        restart_count=attrs.get("RestartCount", 0),
+        command=list(config.get("Entrypoint") or []) + list(config.get("Cmd") or []),
+        environment=[str(mask_secrets(entry)) for entry in config.get("Env") or []],
+        ports=ports,
+        networks={
+            name: network.get("IPAddress", "")
+            for name, network in (network_settings.get("Networks") or {}).items()
+        },
+        mounts=[
+            f"{mount.get('Source', '')}:{mount.get('Destination', '')}"
+            for mount in attrs.get("Mounts") or []
+        ],
+    )
+
+
+class DockerTools:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+
+    def _docker(self) -> docker.DockerClient:
+        # Connect lazily: the hub must start (and serve the other servers) without a daemon.
+        with self._client_lock:
+            if self._client is None:
+                timeout = int(self.settings.docker_timeout_s)
+                if self.settings.docker_url:
+                    self._client = docker.DockerClient(
+                        base_url=self.settings.docker_url, timeout=timeout
+                    )
+                else:
+                    self._client = docker.from_env(timeout=timeout)
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    async def _run(self, function: Callable[[], T], timeout_s: float | None = None) -> T:
+        """Run a blocking docker SDK call in a thread, bounded; daemon errors become tool errors."""
+        limit = (timeout_s or 0) + self.settings.docker_timeout_s + _TIMEOUT_SLACK_S
+        try:
+            with anyio.fail_after(limit):
+                return await anyio.to_thread.run_sync(function, abandon_on_cancel=True)
+        except TimeoutError as exc:
+            raise ToolError(f"Docker daemon did not answer within {limit:.0f}s") from exc
+        except docker.errors.ImageNotFound as exc:
+            raise ToolError(f"image not found: {exc.explanation or exc}") from exc
+        except docker.errors.NotFound as exc:
+            raise ToolError(f"not found: {exc.explanation or exc}") from exc
+        except docker.errors.APIError as exc:
+            raise ToolError(f"Docker API error: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise ToolError(f"cannot reach the Docker daemon: {exc}") from exc
+
+    def _container(self, container_id: str) -> Container:
+        container: Container = self._docker().containers.get(container_id)
+        return container
+
+    async def list_containers(
+        self,
+        all: Annotated[bool, Field(description="Include stopped containers")] = False,
+        labels: Annotated[
+            list[str] | None, Field(description="Only containers with these labels (`k` or `k=v`)")
+        ] = None,
+    ) -> ContainerList:
+        """List containers on the local Docker daemon."""
+
+        def query() -> list[Container]:
+            filters: dict[str, Any] = {"label": labels} if labels else {}
+            found: list[Container] = self._docker().containers.list(all=all, filters=filters)
+            return found
+
+        containers = await self._run(query)
+        return ContainerList(containers=[_summary(container) for container in containers])
+
+    async def get_container_info(self, container_id: ContainerId) -> ContainerDetails:
+        """Details of one container: state, image, command, ports, networks, mounts."""
+        return _details(await self._run(lambda: self._container(container_id)))
+
+    async def create_container(
+        self,
+        image: Annotated[str, Field(min_length=1, description="Image present on the daemon")],
+        name: Annotated[str | None, Field(description="Container name")] = None,
+        command: Annotated[
+            list[str] | None, Field(description="argv; image default if unset")
+        ] = None,
+        environment: Annotated[dict[str, str] | None, Field(description="Environment")] = None,
+        labels: Annotated[dict[str, str] | None, Field(description="Labels to set")] = None,
+        working_dir: Annotated[str | None, Field(description="Working directory")] = None,
+    ) -> ContainerSummary:
+        """Create (not start) a container from a local image. Images are never pulled."""
+        all_labels = {**(labels or {}), CREATED_BY_LABEL: "true"}
+
+        def create() -> Container:
+            container: Container = self._docker().containers.create(
+                image,
+                command=command,
+                name=name,
+                environment=environment,
+                labels=all_labels,
+                working_dir=working_dir,
+                detach=True,
+            )
+            container.reload()
+            return container
+
+        return _summary(await self._run(create))
+
+    async def start_container(self, container_id: ContainerId) -> ContainerState:
+        """Start a container; starting a running one changes nothing."""
+
+        def start() -> Container:
+            container = self._container(container_id)
+            container.start()
+            container.reload()
+            return container
+
+        container = await self._run(start)
+        return ContainerState(
+            id=container.id or "", name=container.name or "", status=container.status
+        )
+
+    async def stop_container(
+        self,
+        container_id: ContainerId,
+        timeout_s: Annotated[
+            int, Field(ge=0, le=600, description="Grace period before SIGKILL")
+        ] = 10,
+    ) -> ContainerState:
+        """Stop a running container (SIGTERM, then SIGKILL after the grace period)."""
+
+        def stop() -> Container:
+            container = self._container(container_id)
+            container.stop(timeout=timeout_s)
+            container.reload()
+            return container
+
+        container = await self._run(stop, timeout_s=timeout_s)
+        return ContainerState(
+            id=container.id or "", name=container.name or "", status=container.status
+        )
+
+    async def remove_container(
+        self,
+        container_id: ContainerId,
+        force: Annotated[bool, Field(description="Kill it first if it is running")] = False,
+        remove_volumes: Annotated[bool, Field(description="Also remove anonymous volumes")] = False,
+    ) -> RemovedContainer:
+        """Remove a container."""
+
+        def remove() -> Container:
+            container = self._container(container_id)
+            container.remove(force=force, v=remove_volumes)
+            return container
+
+        container = await self._run(remove)
+        return RemovedContainer(id=container.id or "", name=container.name or "", removed=True)
+
+    async def container_logs(
+        self,
+        container_id: ContainerId,
+        tail: Annotated[int, Field(ge=1, le=10_000, description="Last N lines")] = 200,
+        timestamps: bool = False,
+    ) -> ContainerLogs:
+        """Recent stdout and stderr of a container."""
+
+        def logs() -> tuple[str, bytes]:
+            container = self._container(container_id)
+            output: bytes = container.logs(tail=tail, timestamps=timestamps, stream=False)
+            return container.id or "", output
+
+        resolved_id, output = await self._run(logs)
+        text, truncated = _cap(output)
+        return ContainerLogs(id=resolved_id, logs=text, truncated=truncated)
+
+    async def exec_in_container(
+        self,
+        container_id: ContainerId,
+        command: Annotated[list[str], Field(min_length=1, description="argv, run without a shell")],
+        workdir: str | None = None,
+        user: str | None = None,
+        environment: dict[str, str] | None = None,
+        timeout_s: Annotated[
+            float, Field(gt=0, le=600, description="Seconds to wait for the command")
+        ] = 30,
+    ) -> ExecResult:
+        """Run a command inside a running container and return its output and exit code.
+        On timeout the hub stops waiting; Docker cannot kill an exec, so it may keep running."""
+
+        def run_exec() -> tuple[int | None, tuple[bytes | None, bytes | None]]:
+            container = self._container(container_id)
+            result = container.exec_run(
+                command, workdir=workdir, user=user or "", environment=environment, demux=True
+            )
+            return result.exit_code, result.output
+
+        try:
+            with anyio.fail_after(timeout_s):
+                exit_code, (stdout, stderr) = await self._run(run_exec, timeout_s=timeout_s)
+        except TimeoutError as exc:
+            raise ToolError(f"command did not finish within {timeout_s}s") from exc
+        stdout_text, stdout_truncated = _cap(stdout)
+        stderr_text, stderr_truncated = _cap(stderr)
+        return ExecResult(
+            exit_code=exit_code,
+            stdout=stdout_text,
+            stderr=stderr_text,
+            truncated=stdout_truncated or stderr_truncated,
+        )
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return [
+            ToolSpec(self.list_containers, "List containers", True, False, True),
+            ToolSpec(self.get_container_info, "Container info", True, False, True),
+            ToolSpec(self.container_logs, "Container logs", True, False, True),
+            ToolSpec(self.create_container, "Create container", False, False, False),
+            ToolSpec(self.start_container, "Start container", False, False, True),
+            # Stopping ends the processes inside: destructive, but repeating it changes nothing.
+            ToolSpec(self.stop_container, "Stop container", False, True, True),
+            ToolSpec(self.remove_container, "Remove container", False, True, True),
+            ToolSpec(self.exec_in_container, "Exec in container", False, True, False),
+        ]
+
+
+def create_docker_server(settings: HubSettings) -> tuple[MCPServer, DockerTools]:
+    tools = DockerTools(settings)
+    server = build_mcp_server(
+        "docker",
+        "Containers on the Docker daemon next to the hub. Tools that act on one container take "
+        "`container_id`, a container name or id.",
+        tools.tool_specs(),
+        settings,
+    )
+    return server, tools

@@ -1,0 +1,319 @@
+"""The `proxmox` server: discovery of a Proxmox VE cluster (nodes, VMs, storage, used IPs)."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from anvyl.mcp_hub.proxmox_client import (
+    ProxmoxClient,
+    ProxmoxError,
+    addresses_from_agent,
+    addresses_from_config,
+)
+from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
+from anvyl.mcp_hub.settings import HubSettings
+
+T = TypeVar("T")
+
+NodeName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")]
+OptionalNodeName = Annotated[
+    str | None,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$", description="One node; every node if unset"),
+]
+
+
+class NodeSummary(BaseModel):
+    node: str
+    status: str
+    cpu_fraction: float
+    max_cpu: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+    disk_used_bytes: int
+    disk_total_bytes: int
+    uptime_s: int
+
+
+class NodeList(BaseModel):
+    nodes: list[NodeSummary]
+
+
+class NodeStatus(BaseModel):
+    node: str
+    cpu_fraction: float
+    cpu_model: str
+    cpus: int
+    sockets: int
+    cores: int
+    memory_total_bytes: int
+    memory_used_bytes: int
+    memory_free_bytes: int
+    rootfs_total_bytes: int
+    rootfs_used_bytes: int
+    rootfs_available_bytes: int
+    load_average: list[float]
+    uptime_s: int
+    kernel_version: str
+    pve_version: str
+
+
+class VirtualMachine(BaseModel):
+    node: str
+    vmid: int
+    name: str
+    status: str
+    cpus: int
+    memory_max_bytes: int
+    memory_used_bytes: int
+    disk_max_bytes: int
+    uptime_s: int
+    template: bool
+    tags: list[str]
+
+
+class VirtualMachineList(BaseModel):
+    vms: list[VirtualMachine]
+
+
+class StoragePool(BaseModel):
+    node: str
+    storage: str
+    type: str
+    content: list[str]
+    active: bool
+    enabled: bool
+    shared: bool
+    total_bytes: int
+    used_bytes: int
+    available_bytes: int
+
+
+class StorageList(BaseModel):
+    storage: list[StoragePool]
+
+
+class UsedAddress(BaseModel):
+    ip: str
+    node: str
+    vmid: int
+    vm_name: str
+    source: str = Field(description="`guest-agent` (live) or `cloud-init` (static ipconfigN)")
+    interface: str
+
+
+class UsedIps(BaseModel):
+    ips: list[str] = Field(description="Distinct addresses in use, sorted")
+    addresses: list[UsedAddress]
+    unresolved_vms: list[int] = Field(description="VMs whose addresses could not be determined")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+class ProxmoxTools:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self._client: ProxmoxClient | None = None
+
+    def _proxmox(self) -> ProxmoxClient:
+        # Built on first use, inside the serving event loop; unconfigured is a tool error.
+        if self._client is None:
+            self._client = ProxmoxClient.from_settings(self.settings)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _call(self, operation: Callable[[ProxmoxClient], Awaitable[T]]) -> T:
+        try:
+            # Several requests per tool: bound the whole call, not only each request.
+            with anyio.fail_after(self.settings.proxmox_timeout_s * 4):
+                return await operation(self._proxmox())
+        except ProxmoxError as exc:
+            raise ToolError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise ToolError("Proxmox discovery did not finish in time") from exc
+
+    async def _node_names(self, client: ProxmoxClient, node: str | None) -> list[str]:
+        if node is not None:
+            return [node]
+        return [entry["node"] for entry in await client.nodes() if entry.get("node")]
+
+    async def get_nodes(self) -> NodeList:
+        """Nodes of the Proxmox cluster with CPU, memory, disk and uptime."""
+
+        async def query(client: ProxmoxClient) -> NodeList:
+            return NodeList(
+                nodes=[
+                    NodeSummary(
+                        node=entry.get("node", ""),
+                        status=entry.get("status", "unknown"),
+                        cpu_fraction=float(entry.get("cpu", 0.0)),
+                        max_cpu=_int(entry.get("maxcpu")),
+                        memory_used_bytes=_int(entry.get("mem")),
+                        memory_total_bytes=_int(entry.get("maxmem")),
+                        disk_used_bytes=_int(entry.get("disk")),
+                        disk_total_bytes=_int(entry.get("maxdisk")),
+                        uptime_s=_int(entry.get("uptime")),
+                    )
+                    for entry in await client.nodes()
+                ]
+            )
+
+        return await self._call(query)
+
+    async def get_node_status(self, node: NodeName) -> NodeStatus:
+        """Detailed status of one node: CPU model and counts, memory, root filesystem, load."""
+
+        async def query(client: ProxmoxClient) -> NodeStatus:
+            status = await client.node_status(node)
+            cpu_info = status.get("cpuinfo") or {}
+            memory = status.get("memory") or {}
+            rootfs = status.get("rootfs") or {}
+            return NodeStatus(
+                node=node,
+                cpu_fraction=float(status.get("cpu", 0.0)),
+                cpu_model=str(cpu_info.get("model", "")),
+                cpus=_int(cpu_info.get("cpus")),
+                sockets=_int(cpu_info.get("sockets")),
+                cores=_int(cpu_info.get("cores")),
+                memory_total_bytes=_int(memory.get("total")),
+                memory_used_bytes=_int(memory.get("used")),
+                memory_free_bytes=_int(memory.get("free")),
+                rootfs_total_bytes=_int(rootfs.get("total")),
+                rootfs_used_bytes=_int(rootfs.get("used")),
+                rootfs_available_bytes=_int(rootfs.get("avail")),
+                load_average=[float(value) for value in status.get("loadavg") or []],
+                uptime_s=_int(status.get("uptime")),
+                kernel_version=str(status.get("kversion", "")),
+                pve_version=str(status.get("pveversion", "")),
+            )
+
+        return await self._call(query)
+
+    async def list_vms(self, node: OptionalNodeName = None) -> VirtualMachineList:
+        """QEMU virtual machines (and templates) on one node or on every node."""
+
+        async def query(client: ProxmoxClient) -> VirtualMachineList:
+            vms: list[VirtualMachine] = []
+            for node_name in await self._node_names(client, node):
+                for entry in await client.qemu_vms(node_name):
+                    vms.append(
+                        VirtualMachine(
+                            node=node_name,
+                            vmid=_int(entry.get("vmid")),
+                            name=str(entry.get("name", "")),
+                            status=str(entry.get("status", "unknown")),
+                            cpus=_int(entry.get("cpus")),
+                            memory_max_bytes=_int(entry.get("maxmem")),
+                            memory_used_bytes=_int(entry.get("mem")),
+                            disk_max_bytes=_int(entry.get("maxdisk")),
+                            uptime_s=_int(entry.get("uptime")),
+                            template=bool(entry.get("template")),
+                            tags=[tag for tag in str(entry.get("tags", "")).split(";") if tag],
+                        )
+                    )
+            return VirtualMachineList(vms=sorted(vms, key=lambda vm: vm.vmid))
+
+        return await self._call(query)
+
+    async def get_storage(self, node: OptionalNodeName = None) -> StorageList:
+        """Storage pools of one node or every node, with capacity and content types."""
+
+        async def query(client: ProxmoxClient) -> StorageList:
+            pools: list[StoragePool] = []
+            for node_name in await self._node_names(client, node):
+                for entry in await client.storage(node_name):
+                    pools.append(
+                        StoragePool(
+                            node=node_name,
+                            storage=str(entry.get("storage", "")),
+                            type=str(entry.get("type", "")),
+                            content=[c for c in str(entry.get("content", "")).split(",") if c],
+                            active=bool(entry.get("active", 0)),
+                            enabled=bool(entry.get("enabled", 1)),
+                            shared=bool(entry.get("shared", 0)),
+                            total_bytes=_int(entry.get("total")),
+                            used_bytes=_int(entry.get("used")),
+                            available_bytes=_int(entry.get("avail")),
+                        )
+                    )
+            return StorageList(storage=pools)
+
+        return await self._call(query)
+
+    async def used_ips(self, node: OptionalNodeName = None) -> UsedIps:
+        """IP addresses used by VMs: live ones from the QEMU guest agent of running VMs, else the
+        static cloud-init `ipconfigN` addresses. Use it to pick free addresses for new VMs."""
+
+        async def query(client: ProxmoxClient) -> UsedIps:
+            addresses: list[UsedAddress] = []
+            unresolved: list[int] = []
+            for node_name in await self._node_names(client, node):
+                for entry in await client.qemu_vms(node_name):
+                    if entry.get("template"):
+                        continue
+                    vmid = _int(entry.get("vmid"))
+                    name = str(entry.get("name", ""))
+                    pairs: list[tuple[str, str]] = []
+                    source = "guest-agent"
+                    if entry.get("status") == "running":
+                        try:
+                            pairs = addresses_from_agent(
+                                await client.qemu_agent_interfaces(node_name, vmid)
+                            )
+                        except ProxmoxError:
+                            pairs = []  # No agent in the guest: fall back to the config.
+                    if not pairs:
+                        source = "cloud-init"
+                        pairs = addresses_from_config(await client.qemu_config(node_name, vmid))
+                    if not pairs:
+                        unresolved.append(vmid)
+                    addresses.extend(
+                        UsedAddress(
+                            ip=ip,
+                            node=node_name,
+                            vmid=vmid,
+                            vm_name=name,
+                            source=source,
+                            interface=interface,
+                        )
+                        for interface, ip in pairs
+                    )
+            return UsedIps(
+                ips=sorted({a.ip for a in addresses}),
+                addresses=addresses,
+                unresolved_vms=unresolved,
+            )
+
+        return await self._call(query)
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return [
+            ToolSpec(self.get_nodes, "Proxmox nodes", True, False, True),
+            ToolSpec(self.get_node_status, "Proxmox node status", True, False, True),
+            ToolSpec(self.list_vms, "Proxmox VMs", True, False, True),
+            ToolSpec(self.get_storage, "Proxmox storage", True, False, True),
+            ToolSpec(self.used_ips, "Proxmox used IPs", True, False, True),
+        ]
+
+
+def create_proxmox_server(settings: HubSettings) -> tuple[MCPServer, ProxmoxTools]:
+    tools = ProxmoxTools(settings)
+    server = build_mcp_server(
+        "proxmox",
+        "Read-only discovery of a Proxmox VE cluster: nodes, VMs, storage and IPs in use.",
+        tools.tool_specs(),
+        settings,
+    )
+    return server, tools
