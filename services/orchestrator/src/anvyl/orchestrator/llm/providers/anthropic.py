@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import httpx2  # the anthropic SDK's own transport; httpx objects are not accepted by it
 
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
@@ -45,7 +46,7 @@ def translate_error(exc: Exception) -> EndpointError:
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__ or exc
         return EndpointError(f"connection failed: {cause}", retryable=True, kind="connection")
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, httpx.HTTPError | httpx2.HTTPError):
         return EndpointError(f"transport error: {exc!r}", retryable=True, kind="connection")
     if isinstance(exc, anthropic.AnthropicError):
         return EndpointError(f"{type(exc).__name__}: {exc}", retryable=False, kind="protocol")
@@ -108,7 +109,7 @@ class AnthropicProvider:
             base_url=endpoint.base_url,
             api_key=api_key,
             max_retries=0,
-            timeout=httpx.Timeout(
+            timeout=anthropic.Timeout(
                 connect=endpoint.connect_timeout,
                 read=max(endpoint.first_token_timeout, endpoint.chunk_timeout),
                 write=endpoint.connect_timeout,
@@ -140,7 +141,7 @@ class AnthropicProvider:
 
     async def complete(self, request: ModelRequest) -> ProviderResult:
         arguments = self._arguments(request)
-        arguments["timeout"] = httpx.Timeout(
+        arguments["timeout"] = anthropic.Timeout(
             connect=self.endpoint.connect_timeout,
             read=self.endpoint.first_token_timeout,
             write=self.endpoint.connect_timeout,
