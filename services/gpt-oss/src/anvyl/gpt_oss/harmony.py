@@ -113,18 +113,22 @@ class HarmonyStreamParser:
                 continue
             start = self._buffer.find("<|")
             if start < 0:
-                events.extend(self._body(self._buffer))
-                self._buffer = ""
+                # A trailing "<" may be the first half of a marker.
+                keep = 1 if not final and self._buffer.endswith("<") else 0
+                events.extend(self._body(self._buffer[: len(self._buffer) - keep]))
+                self._buffer = self._buffer[len(self._buffer) - keep :]
                 break
             if start > 0:
                 events.extend(self._body(self._buffer[:start]))
                 self._buffer = self._buffer[start:]
             marker = next((m for m in MARKERS if self._buffer.startswith(m)), None)
             if marker is None:
-                if not final and len(self._buffer) < _LONGEST_MARKER and any(
+                if len(self._buffer) < _LONGEST_MARKER and any(
                     m.startswith(self._buffer) for m in MARKERS
                 ):
-                    break  # may be the beginning of a marker split across chunks
+                    if final:  # output cut inside a marker: drop the fragment
+                        self._buffer = ""
+                    break  # else it may be a marker split across chunks
                 events.extend(self._body("<|"))
                 self._buffer = self._buffer[2:]
                 continue
