@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from anvyl.gpt_oss.harmony import (
     MARKERS,
     HarmonyParsed,
@@ -23,7 +24,7 @@ TOOL_CALL = (
     '<|message|>{"path": "src", "depth": 2}<|call|>'
 )
 TWO_TOOL_CALLS = (
-    '<|channel|>commentary to=functions.git_status <|constrain|>json<|message|>{}<|call|>'
+    "<|channel|>commentary to=functions.git_status <|constrain|>json<|message|>{}<|call|>"
     "<|start|>assistant to=functions.read_file<|channel|>commentary json"
     '<|message|>{"path": "README.md"}<|call|>'
 )
@@ -62,8 +63,9 @@ def test_commentary_tool_call() -> None:
 def test_two_tool_calls_recipient_before_or_after_channel() -> None:
     parsed = parse_harmony_text(TWO_TOOL_CALLS)
     assert [(c.name, json.loads(c.arguments)) for c in parsed.tool_calls] == [
-        ("git_status", {}), ("read_file", {"path": "README.md"})
-    ]  # fmt: skip
+        ("git_status", {}),
+        ("read_file", {"path": "README.md"}),
+    ]
     assert len({c.id for c in parsed.tool_calls}) == 2
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
+
 from anvyl.gpt_oss.runners import (
     GenerationChunk,
     GenerationRequest,
@@ -33,7 +34,7 @@ class EchoRunner(LocalRunner):
         text = str(request.messages[-1]["content"])
         return GenerationResult(text, "stop", 1, 1, self.model)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         yield GenerationChunk(str(request.messages[-1]["content"]), "stop", 1, 1)
 
     async def close(self) -> None:
@@ -79,7 +80,9 @@ async def test_mlx_runner_loads_once_for_concurrent_callers(tiny_model: Path) ->
 async def test_mlx_runner_stream_can_stop_early(tiny_model: Path) -> None:
     runner = MlxRunner(str(tiny_model))
     try:
-        long_request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=400)
+        long_request = GenerationRequest(
+            messages=[{"role": "user", "content": "hi"}], max_tokens=400
+        )
         stream = runner.stream(long_request)
         first = await anext(stream)
         await stream.aclose()  # the generation thread sees the cancel flag and stops

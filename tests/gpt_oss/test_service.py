@@ -9,13 +9,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import openai
 import uvicorn
+from fastapi import FastAPI
+
 from anvyl.gpt_oss.cli import Engine, choose_engine, vllm_serve_argv
 from anvyl.gpt_oss.runners import (
     GenerationChunk,
@@ -26,7 +28,6 @@ from anvyl.gpt_oss.runners import (
     register_runner,
 )
 from anvyl.gpt_oss.service import create_app
-from fastapi import FastAPI
 
 HARMONY_OUTPUT = (
     "<|channel|>analysis<|message|>The user wants files listed.<|end|>"
@@ -47,7 +48,7 @@ class HarmonyScriptRunner(LocalRunner):
         self.seen.append(request)
         return GenerationResult(HARMONY_OUTPUT, "stop", 20, 30, self.model)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         self.seen.append(request)
         for start in range(0, len(HARMONY_OUTPUT), 3):
             yield GenerationChunk(HARMONY_OUTPUT[start : start + 3], None, 20, start // 3 + 1)
@@ -80,17 +81,30 @@ async def test_service_with_the_mlx_runner_answers_openai_clients(tiny_model: Pa
         client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=30)
         models = await client.models.list()
         assert [m.id for m in models.data] == ["tiny"]
-        tools = [{"type": "function", "function": {"name": "list_files", "parameters": {
-            "type": "object", "properties": {}}}}]  # fmt: skip
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "list_files",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }
+        ]
         completion = await client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=7, tools=tools
+            model="tiny",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=7,
+            tools=tools,  # type: ignore[arg-type]
         )
         assert completion.usage is not None and completion.usage.completion_tokens == 7
         assert completion.choices[0].message.content
         stream = await client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=7,
-            stream=True, stream_options={"include_usage": True},
-        )  # fmt: skip
+            model="tiny",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=7,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         pieces, usage = [], None
         async for chunk in stream:
             pieces += [c.delta.content or "" for c in chunk.choices]
@@ -107,10 +121,19 @@ async def test_service_normalizes_harmony_output_streaming_and_not() -> None:
         client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=30)
         history = [
             {"role": "user", "content": "files?"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
-             "function": {"name": "list_files", "arguments": '{"path": "src"}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "list_files", "arguments": '{"path": "src"}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "a.py"},
-        ]  # fmt: skip
+        ]
         completion = await client.chat.completions.create(model="m", messages=history)  # type: ignore[arg-type]
         message = completion.choices[0].message
         assert message.content is None
@@ -118,19 +141,30 @@ async def test_service_normalizes_harmony_output_streaming_and_not() -> None:
         assert message.model_extra["reasoning_content"] == "The user wants files listed."
         assert message.tool_calls is not None
         call = message.tool_calls[0]
-        assert call.function.name == "list_files" and json.loads(call.function.arguments) == {"path": "."}
+        assert call.type == "function"
+        assert call.function.name == "list_files" and json.loads(call.function.arguments) == {
+            "path": "."
+        }
         assert completion.choices[0].finish_reason == "tool_calls"
         # The runner got the arguments as an object, as chat templates expect.
-        assert HarmonyScriptRunner.seen[0].messages[1]["tool_calls"][0]["function"]["arguments"] == {"path": "src"}
+        assert HarmonyScriptRunner.seen[0].messages[1]["tool_calls"][0]["function"][
+            "arguments"
+        ] == {"path": "src"}
 
-        stream = await client.chat.completions.create(model="m", messages=history, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(
+            model="m",
+            messages=history,  # type: ignore[arg-type]
+            stream=True,
+        )
         raw = []
         arguments = ""
-        async for chunk in stream:
+        async for chunk in stream:  # type: ignore[union-attr]
             raw.append(chunk.model_dump_json())
             for choice in chunk.choices:
                 for delta_call in choice.delta.tool_calls or []:
-                    arguments += (delta_call.function.arguments or "") if delta_call.function else ""
+                    arguments += (
+                        (delta_call.function.arguments or "") if delta_call.function else ""
+                    )
         assert not any("<|" in line for line in raw)
         assert json.loads(arguments) == {"path": "."}
         await client.close()
@@ -139,10 +173,24 @@ async def test_service_normalizes_harmony_output_streaming_and_not() -> None:
 def test_cli_serve_with_the_mlx_engine(tiny_model: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "anvyl.gpt_oss", "serve", "--model", str(tiny_model),
-         "--engine", "mlx", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "anvyl.gpt_oss",
+            "serve",
+            "--model",
+            str(tiny_model),
+            "--engine",
+            "mlx",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -182,8 +230,13 @@ def test_vllm_command_switches_on_the_gpt_oss_parsers() -> None:
     argv = vllm_serve_argv("openai/gpt-oss-20b", "0.0.0.0", 8000, "gpt-oss")
     assert argv[:3] == ["vllm", "serve", "openai/gpt-oss-20b"]
     joined = " ".join(argv)
-    for flag in ["--tool-call-parser openai", "--reasoning-parser openai_gptoss",
-                 "--enable-auto-tool-choice", "--port 8000", "--served-model-name gpt-oss"]:
+    for flag in [
+        "--tool-call-parser openai",
+        "--reasoning-parser openai_gptoss",
+        "--enable-auto-tool-choice",
+        "--port 8000",
+        "--served-model-name gpt-oss",
+    ]:
         assert flag in joined
     # No CUDA and no vLLM here: auto picks mlx; an explicit choice is kept.
     assert choose_engine(Engine.auto) is Engine.mlx

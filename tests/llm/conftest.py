@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from anvyl.gpt_oss.testing import build_tiny_llama
 
+from anvyl.gpt_oss.testing import build_tiny_llama
 from anvyl.orchestrator.llm.testing import refused_port
 
 
@@ -24,10 +24,22 @@ def mlx_server_url(tiny_model_dir: Path) -> Iterator[str]:
     """``python -m mlx_lm server`` on the tiny model, killed at teardown."""
     port = refused_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlx_lm", "server", "--model", str(tiny_model_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "server",
+            "--model",
+            str(tiny_model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

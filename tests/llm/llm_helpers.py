@@ -6,8 +6,12 @@ from anvyl.orchestrator.llm import ChatMessage, ModelEndpoint, ModelRequest, Mod
 
 
 def endpoint(name: str, base_url: str, provider: str = "openai", **options: Any) -> ModelEndpoint:
-    fields: dict[str, Any] = {"name": name, "provider": provider, "base_url": base_url,
-                              "model": options.pop("model", f"{name}-model")}  # fmt: skip
+    fields: dict[str, Any] = {
+        "name": name,
+        "provider": provider,
+        "base_url": base_url,
+        "model": options.pop("model", f"{name}-model"),
+    }
     return ModelEndpoint.model_validate({**fields, **options})
 
 

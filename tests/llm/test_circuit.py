@@ -36,9 +36,12 @@ async def test_circuit_opens_skips_the_primary_and_closes_after_a_good_probe() -
         ScriptedLLMServer(primary_replies) as primary,
         ScriptedLLMServer(default=ScriptedReply(content="backup")) as backup,
     ):
-        async with router(endpoint("primary", primary.openai_url, retries=0),
-                          endpoint("backup", backup.openai_url),
-                          failure_threshold=3, cooldown_s=0.5) as r:  # fmt: skip
+        async with router(
+            endpoint("primary", primary.openai_url, retries=0),
+            endpoint("backup", backup.openai_url),
+            failure_threshold=3,
+            cooldown_s=0.5,
+        ) as r:
             for _ in range(3):
                 assert (await r.complete(ask())).content == "backup"
             assert r.circuits["primary"].state is CircuitState.open
@@ -60,9 +63,12 @@ async def test_failed_half_open_probe_reopens_the_circuit() -> None:
         ScriptedLLMServer(default=ScriptedReply.error(502)) as primary,
         ScriptedLLMServer(default=ScriptedReply(content="backup")) as backup,
     ):
-        async with router(endpoint("primary", primary.openai_url, retries=0),
-                          endpoint("backup", backup.openai_url),
-                          failure_threshold=1, cooldown_s=0.3) as r:  # fmt: skip
+        async with router(
+            endpoint("primary", primary.openai_url, retries=0),
+            endpoint("backup", backup.openai_url),
+            failure_threshold=1,
+            cooldown_s=0.3,
+        ) as r:
             await r.complete(ask())
             assert r.circuits["primary"].state is CircuitState.open
             await asyncio.sleep(0.35)

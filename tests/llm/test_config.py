@@ -69,10 +69,12 @@ def test_vendor_base_urls_and_key_env_defaults(tmp_path: Path) -> None:
     config = load_model_config(_write(tmp_path, text), {"XAI_API_KEY": "xai-key"})
     urls = {e.name: e.base_url for e in config.models}
     assert urls == {
-        "openai": "https://api.openai.com/v1", "xai": "https://api.x.ai/v1",
-        "groq": "https://api.groq.com/openai/v1", "ollama": "http://localhost:11434/v1",
+        "openai": "https://api.openai.com/v1",
+        "xai": "https://api.x.ai/v1",
+        "groq": "https://api.groq.com/openai/v1",
+        "ollama": "http://localhost:11434/v1",
         "lmstudio": "http://localhost:1234/v1",
-    }  # fmt: skip
+    }
     assert config.endpoint("xai").api_key is not None
     assert config.endpoint("openai").api_key is None
     assert config.endpoint("ollama").api_key_env is None
@@ -82,17 +84,27 @@ def test_vendor_base_urls_and_key_env_defaults(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (EXAMPLE.replace("timeout: 120", "timeout: soon"), ["anvyl.yaml:6:", "models.0.timeout"]),
-        (EXAMPLE.replace("provider: anthropic", "provider: anthropik"),
-         ["anvyl.yaml:13:", "models.2.provider"]),
-        (EXAMPLE.replace("    model: mlx-community/gpt-oss-20b-MXFP4-Q8\n", ""),
-         ["anvyl.yaml:8:", "models.1.model", "Field required"]),
-        (EXAMPLE.replace("first_token_timeout: 20", "first_token_timout: 20"),
-         ["anvyl.yaml:7:", "models.0.first_token_timout", "Extra inputs"]),
+        (
+            EXAMPLE.replace("provider: anthropic", "provider: anthropik"),
+            ["anvyl.yaml:13:", "models.2.provider"],
+        ),
+        (
+            EXAMPLE.replace("    model: mlx-community/gpt-oss-20b-MXFP4-Q8\n", ""),
+            ["anvyl.yaml:8:", "models.1.model", "Field required"],
+        ),
+        (
+            EXAMPLE.replace("first_token_timeout: 20", "first_token_timout: 20"),
+            ["anvyl.yaml:7:", "models.0.first_token_timout", "Extra inputs"],
+        ),
         (EXAMPLE.replace("    runner: mlx\n", ""), ["anvyl.yaml:16:", "models.3", "runner"]),
-        (EXAMPLE.replace("fallbacks: [mlx, claude]", "fallbacks: [mlx, gpt5]"),
-         ["anvyl.yaml", "gpt5"]),
-        (EXAMPLE.replace("  primary: gpt-oss", "  primary: [gpt-oss]"),
-         ["anvyl.yaml:21:", "routing.primary"]),
+        (
+            EXAMPLE.replace("fallbacks: [mlx, claude]", "fallbacks: [mlx, gpt5]"),
+            ["anvyl.yaml", "gpt5"],
+        ),
+        (
+            EXAMPLE.replace("  primary: gpt-oss", "  primary: [gpt-oss]"),
+            ["anvyl.yaml:21:", "routing.primary"],
+        ),
     ],
 )
 def test_bad_config_names_field_and_line(tmp_path: Path, text: str, expected: list[str]) -> None:
@@ -126,7 +138,14 @@ def test_environment_shortcuts_without_a_file() -> None:
     }
     config = load_model_config(None, environ)
     assert [e.name for e in config.chain()] == [
-        "gpt-oss", "lmstudio", "ollama", "openai", "anthropic", "xai", "groq"]  # fmt: skip
+        "gpt-oss",
+        "lmstudio",
+        "ollama",
+        "openai",
+        "anthropic",
+        "xai",
+        "groq",
+    ]
     assert config.endpoint("ollama").base_url == "http://box:11434/v1"
     assert config.endpoint("lmstudio").model == "qwen3-8b"
     assert config.endpoint("openai").api_key.get_secret_value() == "sk-openai"  # type: ignore[union-attr]

@@ -27,7 +27,9 @@ async def test_raw_harmony_content_is_normalized_non_streaming() -> None:
             answer = await r.complete(ask())
     assert call.reasoning == "Thinking about files."
     assert call.content == ""
-    assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [("list_files", {"path": "."})]
+    assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [
+        ("list_files", {"path": "."})
+    ]
     assert call.finish_reason == "tool_calls"
     assert (answer.reasoning, answer.content) == ("Short answer.", "All good.")
 

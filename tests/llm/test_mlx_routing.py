@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anvyl.gpt_oss.runners import get_runner
 from llm_helpers import ask, endpoint, router
 
+from anvyl.gpt_oss.runners import get_runner
 from anvyl.orchestrator.llm import ContentDelta, FinalResponse, ModelEndpoint
 from anvyl.orchestrator.llm.providers.local import LocalProvider, close_shared_runners
 from anvyl.orchestrator.llm.testing import refused_port

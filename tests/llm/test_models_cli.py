@@ -17,8 +17,11 @@ def _config(tmp_path: Path, openai_url: str, anthropic_url: str) -> Path:
 models:
   - {{name: gpt-oss, provider: openai, base_url: "{openai_url}", model: openai/gpt-oss-20b}}
   - {{name: down, provider: openai, base_url: "http://127.0.0.1:{refused_port()}/v1", model: m}}
-  - {{name: claude, provider: anthropic, base_url: "{anthropic_url}", model: claude-3-haiku-20240307,
-      api_key_env: ANTHROPIC_API_KEY}}
+  - name: claude
+    provider: anthropic
+    base_url: "{anthropic_url}"
+    model: claude-3-haiku-20240307
+    api_key_env: ANTHROPIC_API_KEY
 routing:
   primary: gpt-oss
   fallbacks: [down, claude]
@@ -31,7 +34,9 @@ def test_list_shows_endpoints_reachability_and_routing(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-never-printed")
     with ScriptedLLMServer() as server:
-        monkeypatch.setenv("ANVYL_CONFIG", str(_config(tmp_path, server.openai_url, server.anthropic_url)))
+        monkeypatch.setenv(
+            "ANVYL_CONFIG", str(_config(tmp_path, server.openai_url, server.anthropic_url))
+        )
         result = CliRunner().invoke(models_app, ["list", "--timeout", "2"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -43,7 +48,9 @@ def test_list_shows_endpoints_reachability_and_routing(
 
 
 def test_test_command_prints_answer_and_metadata(tmp_path: Path) -> None:
-    with ScriptedLLMServer(default=ScriptedReply(content="Hello from the scripted model.")) as server:
+    with ScriptedLLMServer(
+        default=ScriptedReply(content="Hello from the scripted model.")
+    ) as server:
         config = _config(tmp_path, server.openai_url, server.anthropic_url)
         result = CliRunner().invoke(models_app, ["test", "claude", "--config", str(config)])
         assert result.exit_code == 0, result.output
@@ -65,8 +72,16 @@ def test_bad_config_exits_with_the_line(tmp_path: Path) -> None:
 
 
 def test_no_model_configured_says_the_planner_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ["ANVYL_CONFIG", "ANVYL_GPT_OSS_URL", "ANVYL_LMSTUDIO_URL", "OLLAMA_URL",
-                 "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "XAI_API_KEY", "GROQ_API_KEY"]:
+    for name in [
+        "ANVYL_CONFIG",
+        "ANVYL_GPT_OSS_URL",
+        "ANVYL_LMSTUDIO_URL",
+        "OLLAMA_URL",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "XAI_API_KEY",
+        "GROQ_API_KEY",
+    ]:
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(models_app, ["list"])
     assert result.exit_code == 0

@@ -26,8 +26,11 @@ async def test_refused_connection_falls_back_to_next_endpoint() -> None:
     assert response.content == "from backup"
     assert response.metadata.endpoint == "backup"
     errors = [(a.endpoint, a.ok, a.error_type) for a in response.metadata.attempts]
-    assert errors == [("dead", False, "connection"), ("dead", False, "connection"),
-                      ("backup", True, None)]  # fmt: skip
+    assert errors == [
+        ("dead", False, "connection"),
+        ("dead", False, "connection"),
+        ("backup", True, None),
+    ]
 
 
 async def test_server_error_is_retried_on_the_same_endpoint_then_succeeds() -> None:
@@ -57,8 +60,9 @@ async def test_429_with_long_retry_after_moves_to_the_next_endpoint() -> None:
         ScriptedLLMServer(default=ScriptedReply(content="backup")) as backup,
     ):
         started = time.perf_counter()
-        async with router(endpoint("busy", busy.openai_url, retries=3),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("busy", busy.openai_url, retries=3), endpoint("backup", backup.openai_url)
+        ) as r:
             response = await r.complete(ask())
     assert response.content == "backup"
     assert time.perf_counter() - started < 5
@@ -71,8 +75,9 @@ async def test_client_errors_are_not_retried_but_fall_back(status: int) -> None:
         ScriptedLLMServer(default=ScriptedReply.error(status)) as bad,
         ScriptedLLMServer(default=ScriptedReply(content="backup")) as backup,
     ):
-        async with router(endpoint("bad", bad.openai_url, retries=3),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("bad", bad.openai_url, retries=3), endpoint("backup", backup.openai_url)
+        ) as r:
             response = await r.complete(ask())
     assert response.content == "backup"
     assert len(bad.requests) == 1
@@ -81,12 +86,16 @@ async def test_client_errors_are_not_retried_but_fall_back(status: int) -> None:
 
 async def test_first_token_stall_non_streaming_falls_back() -> None:
     with (
-        ScriptedLLMServer(default=ScriptedReply(content="late", stall_before_first_token=5)) as slow,
+        ScriptedLLMServer(
+            default=ScriptedReply(content="late", stall_before_first_token=5)
+        ) as slow,
         ScriptedLLMServer(default=ScriptedReply(content="quick")) as backup,
     ):
         started = time.perf_counter()
-        async with router(endpoint("slow", slow.openai_url, first_token_timeout=0.3, retries=0),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("slow", slow.openai_url, first_token_timeout=0.3, retries=0),
+            endpoint("backup", backup.openai_url),
+        ) as r:
             response = await r.complete(ask())
     assert response.content == "quick"
     assert time.perf_counter() - started < 3
@@ -107,8 +116,10 @@ async def test_stream_first_token_stall_falls_back_before_anything_reached_the_c
         ScriptedLLMServer(default=stalled) as slow,
         ScriptedLLMServer(default=ScriptedReply(content="streamed from backup")) as backup,
     ):
-        async with router(endpoint("slow", slow.openai_url, first_token_timeout=0.3, retries=0),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("slow", slow.openai_url, first_token_timeout=0.3, retries=0),
+            endpoint("backup", backup.openai_url),
+        ) as r:
             events = [event async for event in r.stream(ask(stream=True))]
     text = "".join(e.text for e in events if isinstance(e, ContentDelta))
     assert text == "streamed from backup"
@@ -120,14 +131,17 @@ async def test_stream_first_token_stall_falls_back_before_anything_reached_the_c
 
 
 async def test_stream_stall_after_first_token_ends_with_error_event() -> None:
-    stalls = ScriptedReply(content="abcdefghijkl", chunk_size=4, stall_after_chunks=1,
-                           stall_seconds=5)  # fmt: skip
+    stalls = ScriptedReply(
+        content="abcdefghijkl", chunk_size=4, stall_after_chunks=1, stall_seconds=5
+    )
     with (
         ScriptedLLMServer(default=stalls) as slow,
         ScriptedLLMServer(default=ScriptedReply(content="backup")) as backup,
     ):
-        async with router(endpoint("slow", slow.openai_url, chunk_timeout=0.3, retries=0),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("slow", slow.openai_url, chunk_timeout=0.3, retries=0),
+            endpoint("backup", backup.openai_url),
+        ) as r:
             events = [event async for event in r.stream(ask(stream=True))]
     assert [e.text for e in events if isinstance(e, ContentDelta)] == ["abcd"]
     assert isinstance(events[-1], StreamError)
@@ -141,8 +155,9 @@ async def test_stream_server_error_before_first_token_falls_back() -> None:
         ScriptedLLMServer(default=ScriptedReply.error(503)) as broken,
         ScriptedLLMServer(default=ScriptedReply(content="ok")) as backup,
     ):
-        async with router(endpoint("broken", broken.openai_url, retries=0),
-                          endpoint("backup", backup.openai_url)) as r:  # fmt: skip
+        async with router(
+            endpoint("broken", broken.openai_url, retries=0), endpoint("backup", backup.openai_url)
+        ) as r:
             events = [event async for event in r.stream(ask(stream=True))]
     assert isinstance(events[-1], FinalResponse)
     assert events[-1].response.content == "ok"
@@ -150,8 +165,10 @@ async def test_stream_server_error_before_first_token_falls_back() -> None:
 
 async def test_every_endpoint_failing_raises_all_models_failed_with_attempts() -> None:
     with ScriptedLLMServer(default=ScriptedReply.error(500)) as broken:
-        async with router(endpoint("a", f"http://127.0.0.1:{refused_port()}/v1", retries=0),
-                          endpoint("b", broken.openai_url, retries=0)) as r:  # fmt: skip
+        async with router(
+            endpoint("a", f"http://127.0.0.1:{refused_port()}/v1", retries=0),
+            endpoint("b", broken.openai_url, retries=0),
+        ) as r:
             with pytest.raises(AllModelsFailed) as failed:
                 await r.complete(ask())
             with pytest.raises(AllModelsFailed):
@@ -170,8 +187,13 @@ async def test_no_endpoint_raises_no_model_configured() -> None:
 async def test_usage_cost_and_metadata() -> None:
     reply = ScriptedReply(content="hi", prompt_tokens=1000, completion_tokens=2000)
     with ScriptedLLMServer(default=reply) as server:
-        priced = endpoint("priced", server.openai_url, model="gpt-4o-mini",
-                          price_input_per_mtok=1.0, price_output_per_mtok=2.0)  # fmt: skip
+        priced = endpoint(
+            "priced",
+            server.openai_url,
+            model="gpt-4o-mini",
+            price_input_per_mtok=1.0,
+            price_output_per_mtok=2.0,
+        )
         async with router(priced) as r:
             response = await r.complete(ask(temperature=0.2, max_tokens=5))
     assert response.usage.prompt_tokens == 1000 and response.usage.completion_tokens == 2000

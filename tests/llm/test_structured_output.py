@@ -17,7 +17,9 @@ SCHEMA = {
 
 
 async def test_valid_answer_is_parsed() -> None:
-    with ScriptedLLMServer(default=ScriptedReply(content='```json\n{"workers": 3, "cni": "calico"}\n```')) as s:
+    with ScriptedLLMServer(
+        default=ScriptedReply(content='```json\n{"workers": 3, "cni": "calico"}\n```')
+    ) as s:
         async with router(endpoint("p", s.openai_url)) as r:
             response = await r.complete(ask(response_schema=SCHEMA))
     assert response.parsed == {"workers": 3, "cni": "calico"}
@@ -27,15 +29,23 @@ async def test_valid_answer_is_parsed() -> None:
 
 
 async def test_invalid_answer_is_retried_once_with_the_validation_error() -> None:
-    replies = [ScriptedReply(content='{"workers": "three", "cni": "calico"}'),
-               ScriptedReply(content='{"workers": 3, "cni": "calico"}')]  # fmt: skip
+    replies = [
+        ScriptedReply(content='{"workers": "three", "cni": "calico"}'),
+        ScriptedReply(content='{"workers": 3, "cni": "calico"}'),
+    ]
     with ScriptedLLMServer(replies) as s:
         async with router(endpoint("p", s.openai_url)) as r:
             response = await r.complete(ask(response_schema=SCHEMA))
     assert response.parsed == {"workers": 3, "cni": "calico"}
     retry_messages = s.requests[1].body["messages"]
-    assert retry_messages[-2] == {"role": "assistant", "content": '{"workers": "three", "cni": "calico"}'}
-    assert "workers" in retry_messages[-1]["content"] and "not of type" in retry_messages[-1]["content"]
+    assert retry_messages[-2] == {
+        "role": "assistant",
+        "content": '{"workers": "three", "cni": "calico"}',
+    }
+    assert (
+        "workers" in retry_messages[-1]["content"]
+        and "not of type" in retry_messages[-1]["content"]
+    )
 
 
 async def test_still_invalid_after_the_retry_raises() -> None:
@@ -48,8 +58,10 @@ async def test_still_invalid_after_the_retry_raises() -> None:
 
 
 async def test_streamed_answer_is_validated() -> None:
-    replies = [ScriptedReply(content='{"workers": 1, "cni": "flannel"}'),
-               ScriptedReply(content='{"workers": -1, "cni": "flannel"}')]  # fmt: skip
+    replies = [
+        ScriptedReply(content='{"workers": 1, "cni": "flannel"}'),
+        ScriptedReply(content='{"workers": -1, "cni": "flannel"}'),
+    ]
     with ScriptedLLMServer(replies) as s:
         async with router(endpoint("p", s.openai_url)) as r:
             good = [e async for e in r.stream(ask(response_schema=SCHEMA, stream=True))]

@@ -6,8 +6,7 @@ import importlib.util
 import shutil
 import signal
 import subprocess
-import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,7 +14,7 @@ import typer
 app = typer.Typer(help="Serve gpt-oss with an OpenAI-compatible API.", no_args_is_help=True)
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     auto = "auto"
     vllm = "vllm"
     mlx = "mlx"
@@ -85,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

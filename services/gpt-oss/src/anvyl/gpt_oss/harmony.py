@@ -2,12 +2,13 @@
 
 gpt-oss writes messages such as
 ``<|channel|>analysis<|message|>...<|end|><|start|>assistant<|channel|>final<|message|>...``
-and tool calls as ``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{...}<|call|>``.
-Servers that run the official reasoning/tool parsers (vLLM) return clean fields; raw engines (mlx-lm,
-some proxies) leak the markers. :class:`HarmonyStreamParser` turns any such text, complete or in
-arbitrary small chunks, into events so that no marker ever reaches a user. When the official
-``openai-harmony`` encoding can be loaded (it needs the o200k vocabulary file, which is fetched from
-the network or ``TIKTOKEN_ENCODINGS_BASE``), complete texts are parsed with it first.
+and tool calls as
+``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{...}<|call|>``.
+Servers that run the official reasoning/tool parsers (vLLM) return clean fields; raw engines
+(mlx-lm, some proxies) leak the markers. :class:`HarmonyStreamParser` turns any such text, complete
+or in arbitrary small chunks, into events so that no marker ever reaches a user. When the official
+``openai-harmony`` encoding can be loaded (it needs the o200k vocabulary file, fetched from the
+network or ``TIKTOKEN_ENCODINGS_BASE``), complete texts are parsed with it first.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_llama(directory: Path, *, seed: int = 7) -> Path:
-    """Write tokenizer.json, tokenizer_config.json, config.json and model.safetensors into directory."""
+    """Write tokenizer.json, tokenizer_config.json, config.json and model.safetensors."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models.llama import Model, ModelArgs

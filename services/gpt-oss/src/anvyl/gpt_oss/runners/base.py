@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,7 @@ class LocalRunner(abc.ABC):
     async def generate(self, request: GenerationRequest) -> GenerationResult: ...
 
     @abc.abstractmethod
-    def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]: ...
 
     @abc.abstractmethod
     async def close(self) -> None:

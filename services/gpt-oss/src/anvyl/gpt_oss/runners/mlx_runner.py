@@ -1,15 +1,15 @@
 """mlx-lm runner: Apple silicon (Metal) or any CPU through ``mlx[cpu]``.
 
-The model is loaded lazily, once, under an asyncio lock shared by concurrent callers. All MLX work runs
-on one dedicated thread: MLX streams are bound to the thread that created them, and one generation at a
-time is what a single loaded model can serve anyway.
+The model is loaded lazily, once, under an asyncio lock shared by concurrent callers. All MLX work
+runs on one dedicated thread: MLX streams are bound to the thread that created them, and one
+generation at a time is what a single loaded model can serve anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -62,7 +62,9 @@ class MlxRunner(LocalRunner):
         prompt = self._tokenizer.apply_chat_template(list(request.messages), **kwargs)
         return list(prompt)
 
-    def _chunks(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[GenerationChunk]:
+    def _chunks(
+        self, request: GenerationRequest, cancel: threading.Event
+    ) -> Iterator[GenerationChunk]:
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
@@ -94,7 +96,7 @@ class MlxRunner(LocalRunner):
             model_id=self.model,
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         await self.load()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()

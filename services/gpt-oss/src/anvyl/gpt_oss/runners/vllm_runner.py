@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from anvyl.gpt_oss.runners.base import (
@@ -46,7 +46,7 @@ class VllmRunner(LocalRunner):
             self._engine = vllm.AsyncLLMEngine.from_engine_args(engine_args)
             self._tokenizer = await self._engine.get_tokenizer()
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         await self.load()
         vllm = import_vllm()
         kwargs: dict[str, Any] = {"add_generation_prompt": True, "tokenize": False}

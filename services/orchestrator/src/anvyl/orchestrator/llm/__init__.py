@@ -1,6 +1,11 @@
-"""Model routing: configuration, providers (one module per API shape), router, CLI and test servers."""
+"""Model routing: config, providers (one module per API shape), router, CLI, test servers."""
 
-from anvyl.orchestrator.llm.config import ModelConfig, ModelEndpoint, RoutingConfig, load_model_config
+from anvyl.orchestrator.llm.config import (
+    ModelConfig,
+    ModelEndpoint,
+    RoutingConfig,
+    load_model_config,
+)
 from anvyl.orchestrator.llm.errors import (
     AllModelsFailed,
     EndpointError,

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 
-class CircuitState(str, Enum):
+class CircuitState(StrEnum):
     closed = "closed"
     open = "open"
     half_open = "half_open"
 
 
 class CircuitBreaker:
-    """Opens after ``failure_threshold`` consecutive failures; after ``cooldown_s`` one probe call
-    is let through (half-open): success closes the circuit, failure opens it for another cool-down."""
+    """Opens after ``failure_threshold`` consecutive failures; after ``cooldown_s`` one probe
+    call is let through (half-open): success closes the circuit, failure reopens it."""
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ def _load(config: Path | None) -> ModelConfig:
         raise typer.Exit(2) from None
 
 
-async def _probe_all(config: ModelConfig, timeout: float) -> dict[str, str]:
+async def _probe_all(config: ModelConfig, timeout_s: float) -> dict[str, str]:
     async def probe(name: str) -> tuple[str, str]:
         endpoint = config.endpoint(name)
         if endpoint.provider == "local":
@@ -43,7 +43,7 @@ async def _probe_all(config: ModelConfig, timeout: float) -> dict[str, str]:
         try:
             # The SDK enforces `timeout` on the network; the outer bound also covers the SDK's
             # lazy imports on first use, which are not the endpoint's fault.
-            await asyncio.wait_for(provider.probe(timeout), timeout + 10)
+            await asyncio.wait_for(provider.probe(timeout_s), timeout_s + 10)
             return name, f"reachable ({(time.perf_counter() - began) * 1000:.0f} ms)"
         except (EndpointError, TimeoutError) as exc:
             return name, f"unreachable: {exc or 'timeout'}"
@@ -71,7 +71,9 @@ def list_models(
         where = endpoint.base_url or f"runner {endpoint.runner}"
         key = " key=set" if endpoint.api_key else ""
         status = reachability.get(endpoint.name, "not probed")
-        typer.echo(f"  {endpoint.name:<12} {endpoint.provider:<9} {endpoint.model}  {where}{key}  {status}")
+        typer.echo(
+            f"  {endpoint.name:<12} {endpoint.provider:<9} {endpoint.model}  {where}{key}  {status}"
+        )
     chain = " -> ".join(e.name for e in model_config.chain())
     typer.echo(f"routing: {chain}")
 
@@ -79,7 +81,9 @@ def list_models(
 @models_app.command("test")
 def test_model(
     name: Annotated[str, typer.Argument(help="Endpoint name from `anvyl models list`.")],
-    prompt: Annotated[str, typer.Option(help="One-line prompt.")] = "Say hello in one short sentence.",
+    prompt: Annotated[
+        str, typer.Option(help="One-line prompt.")
+    ] = "Say hello in one short sentence.",
     config: ConfigOption = None,
     max_tokens: Annotated[int, typer.Option()] = 64,
 ) -> None:

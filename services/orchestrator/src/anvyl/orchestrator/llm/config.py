@@ -1,4 +1,4 @@
-"""Model endpoint configuration: a YAML file (``models:`` / ``routing:``) plus environment shortcuts.
+"""Model endpoint configuration: a YAML file (``models:``, ``routing:``) plus env shortcuts.
 
 Errors name the field and the file line: the YAML is composed into nodes first so every value keeps
 its position, and pydantic's error locations are mapped back onto those positions.
@@ -198,11 +198,14 @@ def _compose(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str | i
     if not isinstance(data, dict):
         raise ModelConfigError(f"{source}:1: the model config must be a mapping")
     lines: dict[tuple[str | int, ...], int] = {}
-    _index_lines(node, (), lines)
+    if node is not None:
+        _index_lines(node, (), lines)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+def _index_lines(
+    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
+) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -215,7 +218,9 @@ def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[s
             _index_lines(item, (*path, index), out)
 
 
-def _describe(exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str | None) -> str:
+def _describe(
+    exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str | None
+) -> str:
     messages = []
     for error in exc.errors():
         loc = tuple(error["loc"])

@@ -30,7 +30,7 @@ class ModelConfigError(ModelError, ValueError):
 
 
 class EndpointError(ModelError):
-    """One call to one endpoint failed. ``retryable`` says whether the same endpoint may be retried."""
+    """One call to one endpoint failed; ``retryable``: the same endpoint may be tried again."""
 
     def __init__(
         self,

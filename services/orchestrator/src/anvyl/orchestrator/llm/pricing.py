@@ -1,4 +1,4 @@
-"""Cost of a call from a price table (USD per million tokens). Self-hosted endpoints cost nothing."""
+"""Cost of a call from a price table (USD per million tokens); self-hosted costs nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes a request over named endpoints: primary, then fallbacks, with retries and circuit breakers."""
+"""Routes a request over named endpoints: primary, then fallbacks; retries, circuit breakers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ from anvyl.orchestrator.llm.errors import (
 from anvyl.orchestrator.llm.pricing import call_cost
 from anvyl.orchestrator.llm.providers import make_provider
 from anvyl.orchestrator.llm.providers.base import ProviderClient, ProviderResult, StreamDone
-from anvyl.orchestrator.llm.structured import repair_request, validate_answer, with_schema_instruction
+from anvyl.orchestrator.llm.structured import (
+    repair_request,
+    validate_answer,
+    with_schema_instruction,
+)
 from anvyl.orchestrator.llm.types import (
     Attempt,
     FinalResponse,
@@ -79,7 +83,10 @@ class ModelRouter:
     # -- non-streaming ---------------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        """The first successful answer along the chain; raises AllModelsFailed or NoModelConfigured."""
+        """The first successful answer along the chain.
+
+        Raises AllModelsFailed (with the attempts) or NoModelConfigured.
+        """
         if not self.endpoints:
             raise NoModelConfigured("no model endpoint is configured")
         started = time.perf_counter()
@@ -178,7 +185,9 @@ class ModelRouter:
                 error: EndpointError | None = None
                 try:
                     while True:
-                        limit = endpoint.first_token_timeout if ttft is None else endpoint.chunk_timeout
+                        limit = (
+                            endpoint.first_token_timeout if ttft is None else endpoint.chunk_timeout
+                        )
                         remaining = deadline - time.perf_counter()
                         try:
                             async with asyncio.timeout(min(limit, remaining)):
@@ -191,7 +200,8 @@ class ModelRouter:
                             raise ChunkTimeout(limit) from None
                         except StopAsyncIteration:
                             raise EndpointError(
-                                "stream ended without a final answer", retryable=True,
+                                "stream ended without a final answer",
+                                retryable=True,
                                 kind="protocol",
                             ) from None
                         if isinstance(item, StreamDone):
@@ -199,14 +209,17 @@ class ModelRouter:
                             attempts.append(
                                 self._attempt(endpoint, None, time.perf_counter() - began)
                             )
-                            response = self._response(endpoint, item.result, attempts, started, ttft)
+                            response = self._response(
+                                endpoint, item.result, attempts, started, ttft
+                            )
                             if request.response_schema is not None:
                                 value, problem = validate_answer(
                                     response.content, request.response_schema
                                 )
                                 if problem is not None:
-                                    yield StreamError(message=problem, endpoint=endpoint.name,
-                                                      attempts=attempts)
+                                    yield StreamError(
+                                        message=problem, endpoint=endpoint.name, attempts=attempts
+                                    )
                                     return
                                 response.parsed = value
                             yield FinalResponse(response=response)

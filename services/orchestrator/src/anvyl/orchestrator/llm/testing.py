@@ -57,7 +57,9 @@ class ScriptedReply:
     stall_seconds: float = 0.0
 
     @classmethod
-    def error(cls, status: int, retry_after: float | None = None, message: str = "") -> ScriptedReply:
+    def error(
+        cls, status: int, retry_after: float | None = None, message: str = ""
+    ) -> ScriptedReply:
         headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
         return cls(status=status, headers=headers, error_message=message or f"scripted {status}")
 
@@ -80,7 +82,9 @@ def _pieces(text: str, size: int) -> list[str]:
 
 def _sse(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
-    return (head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n").encode()
+    return (
+        head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
+    ).encode()
 
 
 class ScriptedLLMServer:
@@ -132,9 +136,14 @@ class ScriptedLLMServer:
 
     def start(self) -> ScriptedLLMServer:
         config = uvicorn.Config(
-            self, host=self.host, port=0, log_level="warning", access_log=False, lifespan="off",
+            self,
+            host=self.host,
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
             timeout_graceful_shutdown=1,
-        )  # fmt: skip
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="scripted-llm", daemon=True)
         self._thread.start()
@@ -171,9 +180,15 @@ class ScriptedLLMServer:
             return
         path: str = scope["path"]
         if scope["method"] == "GET" and path.endswith("/models"):
-            await _json(send, 200, {"object": "list", "data": [{"id": "scripted-model",
-                                    "object": "model", "type": "model"}],
-                                    "has_more": False})  # fmt: skip
+            await _json(
+                send,
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "scripted-model", "object": "model", "type": "model"}],
+                    "has_more": False,
+                },
+            )
             return
         body = b""
         while True:
@@ -190,8 +205,10 @@ class ScriptedLLMServer:
         reply = self._next_reply(request)
         if reply.status != 200:
             if api == "anthropic":
-                error = {"type": "error", "error": {"type": "api_error",
-                                                     "message": reply.error_message}}
+                error = {
+                    "type": "error",
+                    "error": {"type": "api_error", "message": reply.error_message},
+                }
             else:
                 error = {"error": {"message": reply.error_message, "type": "server_error"}}
             await _json(send, reply.status, error, reply.headers)
@@ -203,9 +220,16 @@ class ScriptedLLMServer:
             payload = _openai_json(reply) if api == "openai" else _anthropic_json(reply)
             await _json(send, 200, payload, reply.headers)
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"),
-                                (b"cache-control", b"no-cache")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
         events = _openai_sse(reply, request.body) if api == "openai" else _anthropic_sse(reply)
         content_chunks = 0
         for index, (event, counts_as_content) in enumerate(events):
@@ -218,9 +242,14 @@ class ScriptedLLMServer:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _json(send: Send, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+async def _json(
+    send: Send, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
@@ -244,30 +273,50 @@ def _openai_json(reply: ScriptedReply) -> dict[str, Any]:
             for c in reply.tool_calls
         ]
     return {
-        "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion",
-        "created": int(time.time()), "model": reply.model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": _finish_reason(reply, anthropic=False)}],
-        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-    }  # fmt: skip
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": _finish_reason(reply, anthropic=False),
+            }
+        ],
+        "usage": {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        },
+    }
 
 
 def _openai_sse(reply: ScriptedReply, body: dict[str, Any]) -> list[tuple[bytes, bool]]:
     """SSE frames and whether each carries model output (for the mid-stream stall)."""
-    base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": reply.model}  # fmt: skip
+    base = {
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": reply.model,
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
     frames = [(chunk({"role": "assistant", "content": ""}), False)]
-    frames += [(chunk({"reasoning_content": p}), True) for p in _pieces(reply.reasoning, reply.chunk_size)]
+    frames += [
+        (chunk({"reasoning_content": p}), True) for p in _pieces(reply.reasoning, reply.chunk_size)
+    ]
     frames += [(chunk({"content": p}), True) for p in _pieces(reply.content, reply.chunk_size)]
     # Tool calls: a header delta per call, then argument pieces interleaved round-robin.
     for index, call in enumerate(reply.tool_calls):
-        head = {"index": index, "id": call.id, "type": "function",
-                "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+        head = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
         frames.append((chunk({"tool_calls": [head]}), True))
     pieces = [_pieces(c.arguments, reply.chunk_size) for c in reply.tool_calls]
     for round_pieces in itertools.zip_longest(*pieces):
@@ -277,8 +326,11 @@ def _openai_sse(reply: ScriptedReply, body: dict[str, Any]) -> list[tuple[bytes,
                 frames.append((chunk(delta), True))
     frames.append((chunk({}, _finish_reason(reply, anthropic=False)), False))
     if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                 "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        }
         frames.append((_sse({**base, "choices": [], "usage": usage}), False))
     frames.append((_sse("[DONE]"), False))
     return frames
@@ -291,44 +343,81 @@ def _anthropic_blocks(reply: ScriptedReply) -> list[dict[str, Any]]:
     if reply.content:
         blocks.append({"type": "text", "text": reply.content})
     for call in reply.tool_calls:
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
-                       "input": json.loads(call.arguments or "{}")})  # fmt: skip
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": json.loads(call.arguments or "{}"),
+            }
+        )
     return blocks
 
 
 def _anthropic_json(reply: ScriptedReply) -> dict[str, Any]:
     return {
-        "id": "msg_" + uuid.uuid4().hex, "type": "message", "role": "assistant",
-        "model": reply.model, "content": _anthropic_blocks(reply),
-        "stop_reason": _finish_reason(reply, anthropic=True), "stop_sequence": None,
+        "id": "msg_" + uuid.uuid4().hex,
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model,
+        "content": _anthropic_blocks(reply),
+        "stop_reason": _finish_reason(reply, anthropic=True),
+        "stop_sequence": None,
         "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens},
-    }  # fmt: skip
+    }
 
 
 def _anthropic_sse(reply: ScriptedReply) -> list[tuple[bytes, bool]]:
-    message = {**_anthropic_json(reply), "content": [], "stop_reason": None,
-               "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": 1}}  # fmt: skip
+    message = {
+        **_anthropic_json(reply),
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": 1},
+    }
     frames = [(_sse({"type": "message_start", "message": message}, "message_start"), False)]
 
     def event(payload: dict[str, Any], counts: bool) -> None:
         frames.append((_sse(payload, payload["type"]), counts))
 
+    start: dict[str, Any]
     for index, block in enumerate(_anthropic_blocks(reply)):
         if block["type"] == "thinking":
-            start, text, delta_type, key = {"type": "thinking", "thinking": ""}, block["thinking"], "thinking_delta", "thinking"
+            start, text, delta_type, key = (
+                {"type": "thinking", "thinking": ""},
+                block["thinking"],
+                "thinking_delta",
+                "thinking",
+            )
         elif block["type"] == "text":
-            start, text, delta_type, key = {"type": "text", "text": ""}, block["text"], "text_delta", "text"
+            start, text, delta_type, key = (
+                {"type": "text", "text": ""},
+                block["text"],
+                "text_delta",
+                "text",
+            )
         else:
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             text = json.dumps(block["input"])
             delta_type, key = "input_json_delta", "partial_json"
         event({"type": "content_block_start", "index": index, "content_block": start}, True)
         for piece in _pieces(text, reply.chunk_size):
-            event({"type": "content_block_delta", "index": index,
-                   "delta": {"type": delta_type, key: piece}}, True)  # fmt: skip
+            event(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": delta_type, key: piece},
+                },
+                True,
+            )
         event({"type": "content_block_stop", "index": index}, False)
-    event({"type": "message_delta", "delta": {"stop_reason": _finish_reason(reply, anthropic=True),
-           "stop_sequence": None}, "usage": {"output_tokens": reply.completion_tokens}}, False)  # fmt: skip
+    event(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": _finish_reason(reply, anthropic=True), "stop_sequence": None},
+            "usage": {"output_tokens": reply.completion_tokens},
+        },
+        False,
+    )
     event({"type": "message_stop"}, False)
     return frames
 
@@ -348,8 +437,14 @@ def main() -> None:
     parser.add_argument("--content", default="pong")
     arguments = parser.parse_args()
     server = ScriptedLLMServer(default=ScriptedReply(content=arguments.content, chunk_size=64))
-    uvicorn.run(server, host="127.0.0.1", port=arguments.port, log_level="warning",
-                access_log=False, lifespan="off")  # fmt: skip
+    uvicorn.run(
+        server,
+        host="127.0.0.1",
+        port=arguments.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
 
 
 if __name__ == "__main__":

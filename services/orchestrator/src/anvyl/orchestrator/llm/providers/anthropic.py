@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
@@ -26,13 +26,17 @@ from anvyl.orchestrator.llm.providers.base import (
 from anvyl.orchestrator.llm.types import ChatMessage, FunctionCall, ModelRequest, ToolCall, Usage
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens
-_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
-                 "max_tokens": "length"}  # fmt: skip
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
 _INVALID_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def anthropic_tool_id(call_id: str) -> str:
-    """Anthropic ids must match ``[A-Za-z0-9_-]+``; OpenAI-style ids already do and stay unchanged."""
+    """Anthropic ids must match ``[A-Za-z0-9_-]+``; OpenAI-style ids already do and stay as is."""
     return _INVALID_ID_CHARS.sub("_", call_id) or "call"
 
 
@@ -85,19 +89,26 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             for call in message.tool_calls or []:
-                blocks.append({
-                    "type": "tool_use",
-                    "id": anthropic_tool_id(call.id),
-                    "name": call.function.name,
-                    "input": _arguments_object(call.function.arguments),
-                })  # fmt: skip
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": anthropic_tool_id(call.id),
+                        "name": call.function.name,
+                        "input": _arguments_object(call.function.arguments),
+                    }
+                )
             append("assistant", blocks)
         else:  # tool result
-            append("user", [{
-                "type": "tool_result",
-                "tool_use_id": anthropic_tool_id(message.tool_call_id or ""),
-                "content": message.content or "",
-            }])  # fmt: skip
+            append(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": anthropic_tool_id(message.tool_call_id or ""),
+                        "content": message.content or "",
+                    }
+                ],
+            )
     return ("\n\n".join(system_parts) or None), turns
 
 
@@ -160,8 +171,10 @@ class AnthropicProvider:
             elif block.type == "tool_use":
                 arguments_json = json.dumps(block.input, separators=(",", ":"))
                 result.tool_calls.append(
-                    ToolCall(id=block.id, function=FunctionCall(name=block.name,
-                                                                arguments=arguments_json))
+                    ToolCall(
+                        id=block.id,
+                        function=FunctionCall(name=block.name, arguments=arguments_json),
+                    )
                 )
         result.finish_reason = _STOP_REASONS.get(message.stop_reason or "end_turn", "stop")
         result.usage = Usage(
@@ -169,7 +182,7 @@ class AnthropicProvider:
         )
         return result
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderStreamItem]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         prompt_tokens = completion_tokens = 0
         try:
@@ -212,9 +225,9 @@ class AnthropicProvider:
         )
         yield accumulator.done()
 
-    async def probe(self, timeout: float) -> None:
+    async def probe(self, timeout_s: float) -> None:
         try:
-            await self._client.models.list(timeout=timeout)
+            await self._client.models.list(timeout=timeout_s)
         except Exception as exc:
             raise translate_error(exc) from exc
 

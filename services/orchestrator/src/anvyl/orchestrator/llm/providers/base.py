@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from anvyl.gpt_oss.harmony import HarmonyEvent, new_tool_call_id
-
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
 from anvyl.orchestrator.llm.types import (
@@ -49,9 +48,9 @@ class ProviderClient(Protocol):
 
     async def complete(self, request: ModelRequest) -> ProviderResult: ...
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderStreamItem]: ...
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]: ...
 
-    async def probe(self, timeout: float) -> None:
+    async def probe(self, timeout_s: float) -> None:
         """Cheap reachability check (e.g. list models); raises EndpointError."""
 
     async def aclose(self) -> None: ...
@@ -156,7 +155,7 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
 
 
 def status_error(status: int, message: str, headers: Mapping[str, str] | None) -> EndpointError:
-    """Classify an HTTP error: 408/409/429/5xx may be retried; the rest move to the next endpoint."""
+    """Classify an HTTP error: 408/409/429/5xx may be retried; the rest go to the next endpoint."""
     retryable = status in (408, 409, 429) or status >= 500
     # A bad request says nothing about the endpoint's health; keep its circuit closed.
     counts = status not in (400, 413, 422)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from anvyl.gpt_oss.harmony import HarmonyStreamParser, parse_harmony_text
 from anvyl.gpt_oss.runners import GenerationRequest, LocalRunner, RunnerUnavailable, get_runner
-
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
 from anvyl.orchestrator.llm.providers.base import (
@@ -36,10 +35,16 @@ def _generation_request(request: ModelRequest) -> GenerationRequest:
         if message.tool_calls:
             # Chat templates want arguments as objects; the wire shape carries JSON strings.
             data["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.function.name, "arguments": _loads(c.function.arguments)}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {
+                        "name": c.function.name,
+                        "arguments": _loads(c.function.arguments),
+                    },
+                }
                 for c in message.tool_calls
-            ]  # fmt: skip
+            ]
         messages.append(data)
     return GenerationRequest(
         messages=messages,
@@ -86,7 +91,7 @@ class LocalProvider:
             ),
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderStreamItem]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         parser = HarmonyStreamParser()
         try:
@@ -104,9 +109,9 @@ class LocalProvider:
             yield event
         yield accumulator.done()
 
-    async def probe(self, timeout: float) -> None:
+    async def probe(self, timeout_s: float) -> None:
         try:
-            await asyncio.wait_for(self.runner.load(), timeout)
+            await asyncio.wait_for(self.runner.load(), timeout_s)
         except TimeoutError as exc:
             raise EndpointError("runner still loading", retryable=True, kind="timeout") from exc
         except RunnerUnavailable as exc:

@@ -1,14 +1,17 @@
-"""OpenAI chat-completions shape: GPT-OSS/vLLM, mlx-lm server, Ollama, LM Studio, OpenAI, xAI, Groq."""
+"""OpenAI chat-completions shape.
+
+Serves GPT-OSS/vLLM, mlx-lm server, Ollama, LM Studio, OpenAI, xAI and Groq.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 import openai
-from anvyl.gpt_oss.harmony import HarmonyStreamParser, parse_harmony_text
 
+from anvyl.gpt_oss.harmony import HarmonyStreamParser, parse_harmony_text
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
 from anvyl.orchestrator.llm.providers.base import (
@@ -106,8 +109,12 @@ class OpenAICompatProvider:
         content = message.content or ""
         reasoning = _reasoning_of(message)
         tool_calls = [
-            ToolCall(id=call.id, function=FunctionCall(name=call.function.name,
-                                                       arguments=call.function.arguments or "{}"))
+            ToolCall(
+                id=call.id,
+                function=FunctionCall(
+                    name=call.function.name, arguments=call.function.arguments or "{}"
+                ),
+            )
             for call in (message.tool_calls or [])
             if call.type == "function"
         ]
@@ -137,7 +144,7 @@ class OpenAICompatProvider:
             usage=usage,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderStreamItem]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         harmony = HarmonyStreamParser() if self.endpoint.harmony else None
         try:
@@ -180,9 +187,9 @@ class OpenAICompatProvider:
                 yield event
         yield accumulator.done()
 
-    async def probe(self, timeout: float) -> None:
+    async def probe(self, timeout_s: float) -> None:
         try:
-            await self._client.models.list(timeout=timeout)
+            await self._client.models.list(timeout=timeout_s)
         except Exception as exc:
             raise translate_error(exc) from exc
 
