@@ -50,7 +50,7 @@ class ModelEndpoint(BaseModel):
     first_token_timeout: float = Field(default=30.0, gt=0)
     chunk_timeout: float = Field(default=30.0, gt=0)  # between two streamed chunks
     retries: int = Field(default=1, ge=0, le=10)  # extra tries on this endpoint before the next
-    backoff_base: float = Field(default=0.02, ge=0)
+    backoff_base: float = Field(default=0.01, ge=0)  # first retry waits 0-10 ms (full jitter)
     backoff_max: float = Field(default=2.0, ge=0)
     max_retry_after: float = Field(default=10.0, ge=0)  # a longer Retry-After moves on instead
     price_input_per_mtok: float | None = None
