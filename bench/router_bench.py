@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 # LiteLLM fetches a price map from GitHub at import; there is no network here.
@@ -96,7 +96,7 @@ def stats(samples: list[float]) -> tuple[float, float]:
 Call = Callable[[], Awaitable[Any]]
 
 
-async def interleaved(variants: dict[str, Call], calls: int) -> dict[str, list[float]]:
+async def interleaved(variants: Mapping[str, Call], calls: int) -> dict[str, list[float]]:
     """One call of each variant per round, order rotating, so machine noise hits all alike."""
     labels = list(variants)
     for _ in range(min(30, calls)):  # warm-up: connections, lazy imports
@@ -128,7 +128,7 @@ async def concurrent(call: Call, calls: int, callers: int) -> list[float]:
 
 
 async def interleaved_concurrent(
-    variants: dict[str, Call], calls: int, callers: int, rounds: int = 5
+    variants: Mapping[str, Call], calls: int, callers: int, rounds: int = 5
 ) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {label: [] for label in variants}
     for call in variants.values():
