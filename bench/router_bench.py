@@ -106,10 +106,16 @@ async def interleaved(variants: Mapping[str, Call], calls: int) -> dict[str, lis
     for round_number in range(calls):
         shift = round_number % len(labels)
         for label in labels[shift:] + labels[:shift]:
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             await variants[label]()
             samples[label].append(time.perf_counter() - began)
+            CPU_SAMPLES.setdefault(label, []).append(time.process_time() - cpu_began)
     return samples
+
+
+# Client-process CPU seconds per call, by variant label: much less sensitive than wall time to
+# other load on the machine, and it is where a client library's overhead lives.
+CPU_SAMPLES: dict[str, list[float]] = {}
 
 
 async def concurrent(call: Call, calls: int, callers: int) -> list[float]:
@@ -189,6 +195,7 @@ async def main(calls: int, callers: int) -> None:
         }
         for label, samples in (await interleaved(complete, calls)).items():
             rows.append(("complete, sequential", label, samples))
+        cpu_complete = {label: CPU_SAMPLES.pop(label)[-calls:] for label in complete}
         for label, samples in (await interleaved_concurrent(complete, calls, callers)).items():
             rows.append((f"complete, {callers} concurrent callers", label, samples))
 
@@ -229,6 +236,7 @@ async def main(calls: int, callers: int) -> None:
 
         streams = {"raw openai": raw_stream, "router": router_stream, "litellm": lite_stream}
         await interleaved(streams, calls)
+        cpu_stream = {label: CPU_SAMPLES.pop(label)[-calls:] for label in streams}
         for label, samples in ttft.items():
             rows.append(("stream, time to first token", label, samples[-calls:]))
 
@@ -251,6 +259,14 @@ async def main(calls: int, callers: int) -> None:
         server.terminate()
         server.wait(timeout=10)
     print_table(rows, calls)
+    print(
+        "\nclient CPU per call (ms of this process's CPU time, median; the server is elsewhere)\n"
+    )
+    print(f"{'scenario':<42} {'raw openai':>11} {'router':>11} {'litellm':>11}")
+    for scenario, cpu in [("complete, sequential", cpu_complete),
+                          ("stream, to the end", cpu_stream)]:  # fmt: skip
+        cells = " ".join(f"{statistics.median(cpu[label]) * 1000:11.3f}" for label in cpu)
+        print(f"{scenario:<42} {cells}")
 
 
 def print_table(rows: list[tuple[str, str, list[float]]], calls: int) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,5 +10,6 @@ from anvyl.gpt_oss.testing import build_tiny_llama
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-gpt-oss") / "model")
+def tiny_model() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="anvyl-tiny-llama-") as directory:
+        yield build_tiny_llama(Path(directory) / "model")

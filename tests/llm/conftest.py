@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ from anvyl.orchestrator.llm.testing import refused_port
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
+def tiny_model_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="anvyl-tiny-llama-") as directory:
+        yield build_tiny_llama(Path(directory) / "model")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from llm_helpers import ask, endpoint, router
 
@@ -89,3 +90,18 @@ async def test_bad_requests_do_not_open_the_circuit() -> None:
                     assert "HTTP 400" in str(exc)
             assert r.circuits["p"].state is CircuitState.closed
             assert len(server.requests) == 2
+
+
+async def test_a_probe_abandoned_by_the_caller_frees_the_half_open_slot() -> None:
+    replies = [ScriptedReply.error(500), ScriptedReply(content="abcdefgh", chunk_size=2)]
+    with ScriptedLLMServer(replies, default=ScriptedReply(content="ok")) as primary:
+        async with router(
+            endpoint("primary", primary.openai_url, retries=0), failure_threshold=1, cooldown_s=0.2
+        ) as r:
+            with contextlib.suppress(Exception):
+                await r.complete(ask())
+            await asyncio.sleep(0.25)
+            stream = r.stream(ask(stream=True))
+            await anext(stream)  # the half-open probe is under way ...
+            await stream.aclose()  # ... and the caller walks away
+            assert r.circuits["primary"].allow()  # a new probe may go out

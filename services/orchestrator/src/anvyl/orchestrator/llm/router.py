@@ -130,6 +130,9 @@ class ModelRouter:
                 error: EndpointError = TotalTimeout(endpoint.timeout)
             except EndpointError as exc:
                 error = exc
+            except BaseException:
+                circuit.release_probe()  # cancelled: the probe told nothing about the endpoint
+                raise
             else:
                 circuit.record_success()
                 attempts.append(self._attempt(endpoint, None, time.perf_counter() - began))
@@ -229,6 +232,10 @@ class ModelRouter:
                         yield item
                 except EndpointError as exc:
                     error = exc
+                except BaseException:
+                    # Cancelled, or the caller stopped reading: free a half-open probe slot.
+                    circuit.release_probe()
+                    raise
                 finally:
                     await chunks.aclose()
                 assert error is not None
