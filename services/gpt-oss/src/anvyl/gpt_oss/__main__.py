@@ -1,0 +1,3 @@
+from anvyl.gpt_oss.cli import main
+
+main()

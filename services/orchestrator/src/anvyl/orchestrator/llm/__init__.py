@@ -1,0 +1,65 @@
+"""Model routing: config, providers (one module per API shape), router, CLI, test servers."""
+
+from anvyl.orchestrator.llm.config import (
+    ModelConfig,
+    ModelEndpoint,
+    RoutingConfig,
+    load_model_config,
+)
+from anvyl.orchestrator.llm.errors import (
+    AllModelsFailed,
+    EndpointError,
+    ModelConfigError,
+    ModelError,
+    NoModelConfigured,
+    SchemaValidationFailed,
+)
+from anvyl.orchestrator.llm.router import ModelRouter
+from anvyl.orchestrator.llm.types import (
+    Attempt,
+    ChatMessage,
+    ContentDelta,
+    FinalResponse,
+    FunctionCall,
+    FunctionDefinition,
+    ModelRequest,
+    ModelResponse,
+    ReasoningDelta,
+    ResponseMetadata,
+    StreamError,
+    StreamEvent,
+    ToolCall,
+    ToolCallDelta,
+    ToolDefinition,
+    Usage,
+)
+
+__all__ = [
+    "AllModelsFailed",
+    "Attempt",
+    "ChatMessage",
+    "ContentDelta",
+    "EndpointError",
+    "FinalResponse",
+    "FunctionCall",
+    "FunctionDefinition",
+    "ModelConfig",
+    "ModelConfigError",
+    "ModelEndpoint",
+    "ModelError",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelRouter",
+    "NoModelConfigured",
+    "ReasoningDelta",
+    "ResponseMetadata",
+    "RoutingConfig",
+    "SchemaValidationFailed",
+    "StreamError",
+    "StreamEvent",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolDefinition",
+    "Usage",
+    "load_model_config",
+]
