@@ -334,11 +334,13 @@ async def diff(request: GitDiffRequest, repo: Path) -> GitDiff:
         i += 1
         if not record:
             continue
-        added, deleted, path = record.split("\t", 2)
+        fields = record.split("\t", 2)
+        if len(fields) != 3:
+            continue
+        added, deleted, path = fields
         if not path:  # a rename: the old and the new path follow as their own records
-            i += 1
-            path = records[i] if i < len(records) else ""
-            i += 1
+            path = records[i + 1] if i + 1 < len(records) else ""
+            i += 2
         files.append(
             GitDiffFile(
                 path=path,
