@@ -110,11 +110,11 @@ class Container:
         )
 
 
-def start_container(name: str, token: str, volume: str) -> str:
+def start_container(name: str, token: str, volume: str, *, init: bool = True) -> str:
     """`docker run` the worker like the workspace manager does; answers its base URL."""
     subprocess.run(
         [
-            "docker", "run", "-d", "--name", name, "--init", "--read-only",
+            "docker", "run", "-d", "--name", name, *(["--init"] if init else []), "--read-only",
             "--tmpfs", "/tmp:rw,exec,size=256m", "--label", TEST_LABEL,
             "--memory", "1g", "--pids-limit", "512", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges",

@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workspace", type=Path, default=Path("/workspace"))
     args = parser.parse_args(argv)
 
+    from anvyl.agent.reaper import become_init_if_pid1
+
+    become_init_if_pid1()  # before anything else is imported or started
+
     import uvicorn
 
     from anvyl.agent.server import WorkerConfig, create_app

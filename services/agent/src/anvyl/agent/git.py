@@ -86,11 +86,24 @@ _GITCONFIG = """\
 """
 
 
+_CONFIG_ITEMS = (
+    ("safe.directory", "*"),
+    ("protocol.ext.allow", "never"),
+    ("init.defaultBranch", "main"),
+    ("user.name", "Anvyl Agent"),
+    ("user.email", "agent@anvyl.invalid"),
+)
+
+
 @functools.cache
-def global_config_path() -> str:
-    path = Path(tempfile.gettempdir()) / f"anvyl-worker-{os.getuid()}.gitconfig"
-    path.write_text(_GITCONFIG)
-    path.chmod(0o600)
+def global_config_path() -> str | None:
+    """A private global git config file, or None where no temporary directory is writable."""
+    try:
+        path = Path(tempfile.gettempdir()) / f"anvyl-worker-{os.getuid()}.gitconfig"
+        path.write_text(_GITCONFIG)
+        path.chmod(0o600)
+    except (OSError, FileNotFoundError):
+        return None
     return str(path)
 
 
@@ -107,11 +120,16 @@ def base_env() -> dict[str, str]:
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(base if base is not None else base_env())
-    env.update(
-        GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_CONFIG_GLOBAL=global_config_path(),
-    )
+    env.update(GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS, GIT_TERMINAL_PROMPT="0")
+    config = global_config_path()
+    if config is not None:
+        env["GIT_CONFIG_GLOBAL"] = config
+    else:  # no writable /tmp: the same settings as command-line configuration
+        env["GIT_CONFIG_GLOBAL"] = "/dev/null"
+        env["GIT_CONFIG_COUNT"] = str(len(_CONFIG_ITEMS))
+        for i, (key, value) in enumerate(_CONFIG_ITEMS):
+            env[f"GIT_CONFIG_KEY_{i}"] = key
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
     return env
 
 

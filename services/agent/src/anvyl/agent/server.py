@@ -283,8 +283,14 @@ def _memory() -> MemoryUsage:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
+    # cgroup v2, then v1; "max" or a huge v1 value means no limit.
     used = _read_int("/sys/fs/cgroup/memory.current")
-    limit = _read_int("/sys/fs/cgroup/memory.max")  # "max" (no limit) reads as None
+    limit = _read_int("/sys/fs/cgroup/memory.max")
+    if used is None:
+        used = _read_int("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+        limit = _read_int("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    if limit is not None and limit >= 1 << 60:
+        limit = None
     if used is None:
         with contextlib.suppress(OSError, ValueError):
             info = {
