@@ -4,6 +4,7 @@ loop), and a real container from the agent image."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,15 @@ class Worker:
     token: str
     workspace: Path
     client: WorkerClient
+    http: (
+        httpx.AsyncClient
+    )  # raw HTTP with the token, for requests the typed client refuses to build
+
+    async def post(self, path: str, body: dict) -> httpx.Response:  # type: ignore[type-arg]
+        # ensure_ascii: odd unicode (lone surrogates) travels as escapes, as a real client may send
+        return await self.http.post(
+            path, content=json.dumps(body), headers={"content-type": "application/json"}
+        )
 
 
 @pytest.fixture
@@ -55,8 +65,14 @@ async def worker(workspace: Path) -> AsyncIterator[Worker]:
         assert server.started, "uvicorn did not start"
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        async with WorkerClient(url, token) as client:
-            yield Worker(url=url, token=token, workspace=workspace.resolve(), client=client)
+        auth = {"Authorization": f"Bearer {token}"}
+        async with (
+            WorkerClient(url, token) as client,
+            httpx.AsyncClient(base_url=url, headers=auth, trust_env=False) as http,
+        ):
+            yield Worker(
+                url=url, token=token, workspace=workspace.resolve(), client=client, http=http
+            )
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,13 +22,7 @@ def outside(tmp_path: Path) -> Path:
 
 
 async def post(worker: Worker, path: str, body: dict) -> httpx.Response:
-    async with httpx.AsyncClient(
-        base_url=worker.url, trust_env=False, headers={"Authorization": f"Bearer {worker.token}"}
-    ) as http:
-        # ensure_ascii: odd unicode (lone surrogates) travels as escapes, as a real client may send it
-        return await http.post(
-            path, content=json.dumps(body), headers={"content-type": "application/json"}
-        )
+    return await worker.post(path, body)
 
 
 async def test_write_then_read_with_line_ranges(worker: Worker) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -61,12 +60,7 @@ def origin(tmp_path: Path) -> Path:
 
 
 async def post(worker: Worker, path: str, body: dict) -> httpx.Response:
-    async with httpx.AsyncClient(
-        base_url=worker.url, trust_env=False, headers={"Authorization": f"Bearer {worker.token}"}
-    ) as http:
-        return await http.post(
-            path, content=json.dumps(body), headers={"content-type": "application/json"}
-        )
+    return await worker.post(path, body)
 
 
 async def test_clone_status_diff_commit_log(worker: Worker, origin: Path) -> None:

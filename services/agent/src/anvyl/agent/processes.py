@@ -75,6 +75,37 @@ class ExecRegistry:
             self.kill(exec_id)
 
 
+async def wait_exit(proc: asyncio.subprocess.Process) -> int:
+    """Wait for the process itself to exit and answer its exit code.
+
+    `Process.wait()` also waits for the pipes to close, which a background child holding stdout
+    delays forever; a pidfd says when the leader exits, whatever its children do."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd: int | None = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):  # already exited and reaped, or no pidfd on this system
+        fd = None
+    if fd is not None:
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def on_exit() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(fd, on_exit)
+        try:
+            await exited
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    # The child watcher reaps it and sets returncode a moment later.
+    delay = 0.0002
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
+
+
 class _CappedReader:
     """Reads one pipe to its end, keeping at most `cap` bytes (the rest is drained and dropped)."""
 
@@ -136,7 +167,7 @@ async def run_command(
                 proc.stdin.write(data)
                 await proc.stdin.drain()
             proc.stdin.close()
-        return await proc.wait()
+        return await wait_exit(proc)
 
     timed_out = False
     try:
@@ -145,7 +176,7 @@ async def run_command(
         except TimeoutError:
             timed_out = True
             kill_group(proc.pid)
-            code = await proc.wait()
+            code = await wait_exit(proc)
         # The leader is gone; anything it left in its group must not outlive the request (and must
         # close the pipes so the readers see end of file).
         kill_group(proc.pid)
@@ -160,7 +191,7 @@ async def run_command(
         kill_group(proc.pid)
         readers.cancel()
         with contextlib.suppress(BaseException):
-            await asyncio.shield(proc.wait())
+            await asyncio.shield(wait_exit(proc))
         raise
     finally:
         if entry is not None and registry is not None:
