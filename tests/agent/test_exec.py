@@ -224,3 +224,12 @@ async def test_streaming_errors_and_timeout(worker: Worker) -> None:
     ]
     assert events[-1].result is not None and events[-1].result.timed_out
     assert events[0].data == "a\n"
+
+
+async def test_commands_inherit_no_worker_descriptors(worker: Worker) -> None:
+    """close_fds=False is safe only because every descriptor the worker opens is non-inheritable."""
+    for _ in range(3):  # with open client connections and a running server
+        result = await worker.client.run(
+            "python3", "-c", "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"
+        )
+        assert result.stdout.strip() == "[0, 1, 2, 3]", result.stdout  # 3: the listdir itself

@@ -75,35 +75,39 @@ class ExecRegistry:
             self.kill(exec_id)
 
 
-async def wait_exit(proc: asyncio.subprocess.Process) -> int:
-    """Wait for the process itself to exit and answer its exit code.
-
-    `Process.wait()` also waits for the pipes to close, which a background child holding stdout
-    delays forever; a pidfd says when the leader exits, whatever its children do."""
-    loop = asyncio.get_running_loop()
-    try:
-        fd: int | None = os.pidfd_open(proc.pid)
-    except (OSError, AttributeError):  # already exited and reaped, or no pidfd on this system
-        fd = None
-    if fd is not None:
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def on_exit() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(fd, on_exit)
-        try:
-            await exited
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
-    # The child watcher reaps it and sets returncode a moment later.
-    delay = 0.0002
+async def _returncode(proc: asyncio.subprocess.Process) -> int:
+    """The exit code once the leader has exited (the child watcher sets it a moment later)."""
+    delay = 0.0001
     while proc.returncode is None:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     return proc.returncode
+
+
+async def leader_exited(proc: asyncio.subprocess.Process) -> None:
+    """Wait for the process itself to exit.
+
+    `Process.wait()` also waits for the pipes to close, which a background child holding stdout
+    delays forever; a pidfd says when the leader exits, whatever its children do. Without pidfd
+    (old kernels, gVisor) the return code is polled."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):  # already exited and reaped, or no pidfd here
+        await _returncode(proc)
+        return
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, on_exit)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 class _CappedReader:
@@ -153,6 +157,10 @@ async def run_command(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # own process group: killpg reaches grandchildren too
+        # Every descriptor Python opens is non-inheritable (PEP 446), so none of the worker's
+        # sockets reach the command anyway; skipping the close-all pass saves ~1.5 ms a spawn
+        # in a container whose seccomp profile refuses close_range.
+        close_fds=False,
     )
     entry = registry.add(exec_id, proc.pid) if exec_id is not None and registry else None
     assert proc.stdout is not None and proc.stderr is not None
@@ -160,23 +168,22 @@ async def run_command(
     err = _CappedReader("stderr", max_output_bytes, on_output)
     readers = asyncio.gather(out.run(proc.stdout), err.run(proc.stderr))
 
-    async def feed_and_wait() -> int:
+    async def feed_and_wait() -> None:
         if stdin is not None and proc.stdin is not None:
             data = stdin.encode() if isinstance(stdin, str) else stdin
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 proc.stdin.write(data)
                 await proc.stdin.drain()
             proc.stdin.close()
-        return await wait_exit(proc)
+        await leader_exited(proc)
 
     timed_out = False
     try:
         try:
-            code = await asyncio.wait_for(feed_and_wait(), timeout_s)
+            await asyncio.wait_for(feed_and_wait(), timeout_s)
         except TimeoutError:
             timed_out = True
             kill_group(proc.pid)
-            code = await wait_exit(proc)
         # The leader is gone; anything it left in its group must not outlive the request (and must
         # close the pipes so the readers see end of file).
         kill_group(proc.pid)
@@ -186,12 +193,13 @@ async def run_command(
             # A process escaped the group (setsid) and holds a pipe open: answer with what we have.
             readers.cancel()
             out.truncated = err.truncated = True
+        code = await _returncode(proc)
     except BaseException:
         # Cancelled (client went away, task cancelled) or failed: never leave the group running.
         kill_group(proc.pid)
         readers.cancel()
         with contextlib.suppress(BaseException):
-            await asyncio.shield(wait_exit(proc))
+            await asyncio.shield(_returncode(proc))
         raise
     finally:
         if entry is not None and registry is not None:
