@@ -26,6 +26,19 @@ _READ_CHUNK = 65536
 OutputCallback = Callable[[str, bytes], Awaitable[None]]
 
 
+def make_inherited_fds_private() -> None:
+    """Mark every descriptor above stderr non-inheritable (those the worker itself inherited from
+    whoever started it), so that commands spawned with close_fds=False receive only 0, 1 and 2."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
 class ExecIdInUse(ValueError):
     """Another running command already has this exec_id."""
 
@@ -157,9 +170,9 @@ async def run_command(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # own process group: killpg reaches grandchildren too
-        # Every descriptor Python opens is non-inheritable (PEP 446), so none of the worker's
-        # sockets reach the command anyway; skipping the close-all pass saves ~1.5 ms a spawn
-        # in a container whose seccomp profile refuses close_range.
+        # Every descriptor Python opens is non-inheritable (PEP 446) and create_app marks the ones
+        # the worker inherited non-inheritable too, so none reach the command anyway; skipping the
+        # close-all pass saves ~1.5 ms a spawn in a container whose seccomp refuses close_range.
         close_fds=False,
     )
     entry = registry.add(exec_id, proc.pid) if exec_id is not None and registry else None

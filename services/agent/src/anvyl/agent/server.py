@@ -60,7 +60,12 @@ from anvyl.agent.models import (
     SearchRequest,
 )
 from anvyl.agent.paths import InvalidPath, PathOutsideWorkspace, resolve_inside
-from anvyl.agent.processes import ExecIdInUse, ExecRegistry, run_command
+from anvyl.agent.processes import (
+    ExecIdInUse,
+    ExecRegistry,
+    make_inherited_fds_private,
+    run_command,
+)
 
 TOKEN_ENV = "ANVYL_WORKER_TOKEN"
 MAX_BODY_BYTES = 120 * 1024 * 1024
@@ -336,6 +341,7 @@ def create_app(config: WorkerConfig) -> Starlette:
     started = time.monotonic()
     token = config.token.encode()
     registry = ExecRegistry()
+    make_inherited_fds_private()
     try:
         worker_version = metadata.version("anvyl-agent")
     except metadata.PackageNotFoundError:
