@@ -102,6 +102,16 @@ class ExecRequest(StrictModel):
     def _text_ok(cls, value: str | None) -> str | None:
         return check_os_string(value) if value is not None else None
 
+    @field_validator("stdin")
+    @classmethod
+    def _stdin_ok(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("stdin is not valid Unicode text (lone surrogate?)") from exc
+        return value
+
     @field_validator("env")
     @classmethod
     def _env_ok(cls, env: dict[str, str]) -> dict[str, str]:
