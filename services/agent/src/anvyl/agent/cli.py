@@ -17,12 +17,25 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workspace", type=Path, default=Path("/workspace"))
     args = parser.parse_args(argv)
 
+    from anvyl.agent.reaper import become_init_if_pid1
+
+    become_init_if_pid1()  # before anything else is imported or started
+
     import uvicorn
 
     from anvyl.agent.server import WorkerConfig, create_app
 
     app = create_app(WorkerConfig.from_env(args.workspace))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # The plain asyncio loop: uvloop (when installed) spawns and reaps commands several times slower.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="asyncio",
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

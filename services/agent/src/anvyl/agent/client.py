@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from anvyl.agent.models import ExecRequest, ExecResult, GitCloneRequest, GitCloneResult, Health
+from anvyl.agent.models import (
+    ExecKillResult,
+    ExecRequest,
+    ExecResult,
+    ExecStreamEvent,
+    FileContent,
+    FileDeleteRequest,
+    FileDeleteResult,
+    FileList,
+    FileListRequest,
+    FileMoveRequest,
+    FileMoveResult,
+    FileReadRequest,
+    FileWriteRequest,
+    FileWriteResult,
+    GitCheckoutRequest,
+    GitCheckoutResult,
+    GitCloneRequest,
+    GitCloneResult,
+    GitCommitRequest,
+    GitCommitResult,
+    GitDiff,
+    GitDiffRequest,
+    GitFetchRequest,
+    GitFetchResult,
+    GitLog,
+    GitLogRequest,
+    GitPathRequest,
+    GitStatus,
+    Health,
+    Info,
+    SearchRequest,
+    SearchResult,
+)
 
 ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
@@ -26,9 +62,29 @@ class WorkerUnreachable(WorkerError):
     pass
 
 
+def _error_of(method: str, path: str, status_code: int, content: bytes) -> WorkerError:
+    try:
+        detail: Any = json.loads(content).get("detail", content.decode(errors="replace"))
+    except (ValueError, AttributeError):
+        detail = content.decode(errors="replace")
+    if isinstance(detail, list):  # validation errors: "field: message; ..."
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+            if isinstance(e, dict)
+            else str(e)
+            for e in detail
+        )
+    return WorkerError(f"worker {method} {path}: {detail}", status_code)
+
+
 class WorkerClient:
     def __init__(
-        self, base_url: str, token: str, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
@@ -37,6 +93,7 @@ class WorkerClient:
             timeout=timeout,
             # Talk to the worker directly, never through a proxy from the environment.
             trust_env=False,
+            transport=transport,
         )
 
     async def aclose(self) -> None:
@@ -66,11 +123,7 @@ class WorkerClient:
         except httpx.TransportError as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise WorkerError(f"worker {method} {path}: {detail}", response.status_code)
+            raise _error_of(method, path, response.status_code, response.content)
         return model.model_validate_json(response.content)
 
     async def health(self, timeout: float = 2.0) -> Health:
@@ -85,5 +138,153 @@ class WorkerClient:
     async def run(self, *argv: str, cwd: str = ".", timeout_s: float = 60.0) -> ExecResult:
         return await self.exec(ExecRequest(argv=list(argv), cwd=cwd, timeout_s=timeout_s))
 
+    async def shell(
+        self, command: str, *, cwd: str = ".", timeout_s: float = 60.0, **options: Any
+    ) -> ExecResult:
+        """Run `command` with /bin/sh -c (options: env, stdin, max_output_bytes, exec_id)."""
+        return await self.exec(
+            ExecRequest(command=command, cwd=cwd, timeout_s=timeout_s, **options)
+        )
+
+    async def exec_stream(self, request: ExecRequest) -> AsyncIterator[ExecStreamEvent]:
+        """Yield output events as the command produces them; the last event has `result` set.
+
+        Closing the generator early (`contextlib.aclosing`, or a cancel) closes the connection,
+        and the worker kills the command's process group."""
+        body = request.model_dump(mode="json", exclude_none=True)
+        timeout = httpx.Timeout(request.timeout_s + 30, connect=5.0)
+        try:
+            async with self._http.stream(
+                "POST", "/exec/stream", json=body, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    raise _error_of("POST", "/exec/stream", response.status_code, content)
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield ExecStreamEvent.model_validate_json(line)
+        except httpx.TransportError as exc:
+            raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
+
+    async def kill(self, exec_id: str) -> ExecKillResult:
+        """Kill the process group of the running command started with this `exec_id`."""
+        return await self._call("POST", f"/exec/{exec_id}/kill", ExecKillResult, timeout=10)
+
+    async def info(self, timeout: float = 15.0) -> Info:
+        return await self._call("GET", "/info", Info, timeout=timeout)
+
+    # ---------------------------------------------------------------------------------- files
+
+    async def read_file(
+        self,
+        path: str,
+        *,
+        start_line: int | None = None,
+        end_line: int | None = None,
+        max_bytes: int | None = None,
+    ) -> FileContent:
+        request = FileReadRequest(path=path, start_line=start_line, end_line=end_line)
+        if max_bytes is not None:
+            request.max_bytes = max_bytes
+        return await self._call("POST", "/files/read", FileContent, request, timeout=120)
+
+    async def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        """The file's bytes, whether the worker sent them as text or as base64."""
+        content = await self.read_file(path, max_bytes=max_bytes)
+        if content.encoding == "base64":
+            return base64.b64decode(content.content)
+        return content.content.encode()
+
+    async def write_file(
+        self,
+        path: str,
+        content: str | bytes,
+        *,
+        create_parents: bool = True,
+        overwrite: bool = True,
+        mode: int | None = None,
+    ) -> FileWriteResult:
+        if isinstance(content, bytes):
+            text, encoding = base64.b64encode(content).decode("ascii"), "base64"
+        else:
+            text, encoding = content, "utf-8"
+        request = FileWriteRequest(
+            path=path,
+            content=text,
+            encoding=encoding,
+            create_parents=create_parents,
+            overwrite=overwrite,
+            mode=mode,
+        )
+        return await self._call("POST", "/files/write", FileWriteResult, request, timeout=120)
+
+    async def list_files(
+        self,
+        path: str = ".",
+        *,
+        glob: str | None = None,
+        depth: int = 1,
+        include_git: bool = False,
+        include_hidden: bool = True,
+        max_entries: int = 2000,
+    ) -> FileList:
+        request = FileListRequest(
+            path=path,
+            glob=glob,
+            depth=depth,
+            include_git=include_git,
+            include_hidden=include_hidden,
+            max_entries=max_entries,
+        )
+        return await self._call("POST", "/files/list", FileList, request, timeout=120)
+
+    async def search(self, pattern: str, path: str = ".", **options: Any) -> SearchResult:
+        """Regex search over files (options: glob, case_insensitive, max_results,
+        max_file_bytes, include_git, timeout_s)."""
+        request = SearchRequest(pattern=pattern, path=path, **options)
+        return await self._call(
+            "POST", "/files/search", SearchResult, request, timeout=request.timeout_s + 30
+        )
+
+    async def delete(
+        self, path: str, *, recursive: bool = False, missing_ok: bool = False
+    ) -> FileDeleteResult:
+        request = FileDeleteRequest(path=path, recursive=recursive, missing_ok=missing_ok)
+        return await self._call("POST", "/files/delete", FileDeleteResult, request, timeout=120)
+
+    async def move(
+        self, src: str, dst: str, *, overwrite: bool = False, create_parents: bool = True
+    ) -> FileMoveResult:
+        request = FileMoveRequest(
+            src=src, dst=dst, overwrite=overwrite, create_parents=create_parents
+        )
+        return await self._call("POST", "/files/move", FileMoveResult, request, timeout=120)
+
+    # ------------------------------------------------------------------------------------ git
+
     async def git_clone(self, request: GitCloneRequest) -> GitCloneResult:
         return await self._call("POST", "/git/clone", GitCloneResult, request, timeout=660)
+
+    async def git_fetch(self, request: GitFetchRequest | None = None) -> GitFetchResult:
+        return await self._call(
+            "POST", "/git/fetch", GitFetchResult, request or GitFetchRequest(), timeout=660
+        )
+
+    async def git_status(self, path: str = ".") -> GitStatus:
+        return await self._call(
+            "POST", "/git/status", GitStatus, GitPathRequest(path=path), timeout=660
+        )
+
+    async def git_diff(self, request: GitDiffRequest | None = None) -> GitDiff:
+        return await self._call(
+            "POST", "/git/diff", GitDiff, request or GitDiffRequest(), timeout=660
+        )
+
+    async def git_log(self, request: GitLogRequest | None = None) -> GitLog:
+        return await self._call("POST", "/git/log", GitLog, request or GitLogRequest(), timeout=660)
+
+    async def git_checkout(self, request: GitCheckoutRequest) -> GitCheckoutResult:
+        return await self._call("POST", "/git/checkout", GitCheckoutResult, request, timeout=660)
+
+    async def git_commit(self, request: GitCommitRequest) -> GitCommitResult:
+        return await self._call("POST", "/git/commit", GitCommitResult, request, timeout=660)
