@@ -479,8 +479,12 @@ def create_app(config: WorkerConfig) -> Starlette:
             raise ApiError(404, f"no running command with exec_id {exec_id!r}")
         return _json(ExecKillResult(exec_id=exec_id, killed=True))
 
+    clone_lock = asyncio.Lock()
+
     async def git_clone(body: GitCloneRequest) -> BaseModel:
-        return await gitops.clone_or_fetch(body, resolve_inside(workspace, body.dest))
+        # One clone or fetch at a time: a second caller waits and then fetches the finished clone.
+        async with clone_lock:
+            return await gitops.clone_or_fetch(body, resolve_inside(workspace, body.dest))
 
     async def git_fetch(body: GitFetchRequest) -> BaseModel:
         return await gitops.fetch(body, repo_of(body))
