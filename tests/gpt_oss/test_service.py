@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
@@ -172,51 +173,44 @@ async def test_service_normalizes_harmony_output_streaming_and_not() -> None:
 
 def test_cli_serve_with_the_mlx_engine(tiny_model: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "anvyl.gpt_oss",
-            "serve",
-            "--model",
-            str(tiny_model),
-            "--engine",
-            "mlx",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "anvyl-gpt-oss serve did not start"
-            time.sleep(0.2)
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
-            timeout=30,
-        ).json()
-        assert answer["usage"]["completion_tokens"] == 4
-        assert answer["model"] == str(tiny_model)
-    finally:
-        process.terminate()
+    # A file, not a pipe: uvicorn logs every request and a full pipe would block the server.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "anvyl.gpt_oss", "serve", "--model", str(tiny_model),
+                "--engine", "mlx", "--host", "127.0.0.1", "--port", str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        process.stderr.close()  # type: ignore[union-attr]
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"serve exited: {log.read().decode()[-2000:]}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "anvyl-gpt-oss serve did not start"
+                time.sleep(0.2)
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+                timeout=30,
+            ).json()
+            assert answer["usage"]["completion_tokens"] == 4
+            assert answer["model"] == str(tiny_model)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
 
 
 def free_port() -> int:

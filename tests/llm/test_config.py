@@ -99,7 +99,7 @@ def test_vendor_base_urls_and_key_env_defaults(tmp_path: Path) -> None:
         (EXAMPLE.replace("    runner: mlx\n", ""), ["anvyl.yaml:16:", "models.3", "runner"]),
         (
             EXAMPLE.replace("fallbacks: [mlx, claude]", "fallbacks: [mlx, gpt5]"),
-            ["anvyl.yaml", "gpt5"],
+            ["anvyl.yaml:20:", "routing", "gpt5"],
         ),
         (
             EXAMPLE.replace("  primary: gpt-oss", "  primary: [gpt-oss]"),

@@ -226,6 +226,8 @@ def _describe(
         loc = tuple(error["loc"])
         field = ".".join(str(part) for part in loc) or "(top level)"
         line = None
+        if not loc and "routing" in error["msg"]:
+            loc = ("routing",)  # cross-field check on the routing section
         for end in range(len(loc), -1, -1):
             if loc[:end] in lines:
                 line = lines[loc[:end]]

@@ -13,7 +13,6 @@ from typing import Any
 
 import anthropic
 import httpx
-import httpx2  # the anthropic SDK's own transport; httpx objects are not accepted by it
 
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
@@ -24,6 +23,13 @@ from anvyl.orchestrator.llm.providers.base import (
     status_error,
 )
 from anvyl.orchestrator.llm.types import ChatMessage, FunctionCall, ModelRequest, ToolCall, Usage
+
+try:  # anthropic 2.x ships its own transport (httpx2) and raises its errors mid-stream
+    import httpx2
+
+    _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+except ImportError:  # older SDKs use httpx
+    _TRANSPORT_ERRORS = (httpx.HTTPError,)
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens
 _STOP_REASONS = {
@@ -50,7 +56,7 @@ def translate_error(exc: Exception) -> EndpointError:
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__ or exc
         return EndpointError(f"connection failed: {cause}", retryable=True, kind="connection")
-    if isinstance(exc, httpx.HTTPError | httpx2.HTTPError):
+    if isinstance(exc, _TRANSPORT_ERRORS):
         return EndpointError(f"transport error: {exc!r}", retryable=True, kind="connection")
     if isinstance(exc, anthropic.AnthropicError):
         return EndpointError(f"{type(exc).__name__}: {exc}", retryable=False, kind="protocol")
