@@ -54,6 +54,9 @@ async def test_write_then_read_with_line_ranges(worker: Worker) -> None:
     with pytest.raises(WorkerError) as directory:
         await c.read_file("src")
     assert directory.value.status_code == 400
+    os.mkfifo(worker.workspace / "fifo")
+    with pytest.raises(WorkerError, match="not a regular file"):
+        await c.read_file("fifo")
 
 
 async def test_binary_and_unicode(worker: Worker) -> None:

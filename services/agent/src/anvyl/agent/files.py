@@ -60,8 +60,11 @@ def _is_binary(sample: bytes) -> bool:
 
 def read_file(root: Path, request: FileReadRequest) -> FileContent:
     path = resolve_inside(root, request.path)
-    if path.is_dir():
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
         raise FileOperationError(f"{request.path!r} is a directory")
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise FileOperationError(f"{request.path!r} is not a regular file")
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         sample = handle.read(_SNIFF_BYTES)
