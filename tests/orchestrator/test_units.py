@@ -12,6 +12,9 @@ from anvyl.orchestrator import planner
 from anvyl.orchestrator.cli import app
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo, redact_url
 
+WORKSPACE_TOOLS = ["list_files", "read_file", "git_status", "git_log", "run_shell"]
+HUB_TOOLS = ["docker__list_containers", "infra__get_host_resources", "infra__get_host_info"]
+
 
 @pytest.mark.parametrize(
     ("query", "tool", "arguments"),
@@ -36,7 +39,17 @@ def test_the_planner_maps_plain_requests_to_tool_calls(
 
 def test_the_planner_refuses_what_needs_a_model_and_says_so() -> None:
     with pytest.raises(planner.PlannerCannotAnswer, match="no language model is configured"):
-        planner.plan("Write a migration that adds an index to the users table")
+        planner.plan("Write a migration that adds an index to the users table", WORKSPACE_TOOLS)
+
+
+def test_the_planner_uses_the_hub_tools_only_when_they_are_there() -> None:
+    assert planner.plan("show me the containers", HUB_TOOLS).tool == "docker__list_containers"
+    assert (
+        planner.plan("what is the host resource usage?", HUB_TOOLS).tool
+        == "infra__get_host_resources"
+    )
+    with pytest.raises(planner.PlannerCannotAnswer, match="needs a repository or the MCP hub"):
+        planner.plan("show me the containers", [])
 
 
 def test_workspace_ids_are_stable_and_readable(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from anvyl.orchestrator.llm.cli import models_app
 from anvyl.orchestrator.settings import Settings, is_loopback
 
 app = typer.Typer(help="Anvyl: a self-hosted orchestrator for AI agents that work on code repositories.",
@@ -26,6 +27,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(models_app, name="models", help="Model endpoints: list them, test one.")
 
 console = Console()
 errors = Console(stderr=True)
@@ -174,6 +176,13 @@ def describe_event(event: dict[str, Any]) -> str:
     if kind == "status":
         extra = f" ({data['reason']})" if data.get("reason") else ""
         return f"status: {data['status']}{extra}"
+    if kind == "status" and data.get("pending"):
+        pending = data["pending"]
+        return (f"waiting for approval: {pending['tool']}({json.dumps(pending['arguments'])}) "
+                f"[{pending['reason']}] -> anvyl tasks approve|reject TASK_ID")  # fmt: skip
+    if kind == "model.call":
+        calls = ", ".join(c["name"] for c in data.get("tool_calls", [])) or "final answer"
+        return f"model {data['endpoint']} ({data['model']}) in {data['latency_s']:.2f}s -> {calls}"
     if kind == "tool.call":
         return f"tool {data['name']}({json.dumps(data.get('arguments', {}))})"
     if kind == "tool.result":
@@ -276,6 +285,31 @@ def tasks_events(
     for event in request("GET", server, f"/tasks/{task_id}/events", params={"format": "json"},
                          api_key=api_key):  # fmt: skip
         console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event))}")
+
+
+def _decide(task_id: str, verdict: str, call_id: str | None, note: str | None, server: str,
+            api_key: str | None) -> None:  # fmt: skip
+    body = {k: v for k, v in {"call_id": call_id, "note": note}.items() if v}
+    task = request("POST", server, f"/tasks/{task_id}/{verdict}", json_body=body, api_key=api_key)
+    console.print(f"task {task_id}: {verdict}d; now {task['status']}")
+
+
+CallIdOption = Annotated[str | None, typer.Option("--call-id", help="the pending call (checked)")]
+NoteOption = Annotated[str | None, typer.Option("--note", help="a note the model will see")]
+
+
+@tasks_app.command("approve")
+def tasks_approve(task_id: str, call_id: CallIdOption = None, note: NoteOption = None,
+                  server: ServerOption = DEFAULT_SERVER, api_key: ApiKeyOption = None) -> None:  # fmt: skip
+    """Let the tool call a task is waiting for run."""
+    _decide(task_id, "approve", call_id, note, server, api_key)
+
+
+@tasks_app.command("reject")
+def tasks_reject(task_id: str, call_id: CallIdOption = None, note: NoteOption = None,
+                 server: ServerOption = DEFAULT_SERVER, api_key: ApiKeyOption = None) -> None:  # fmt: skip
+    """Refuse the tool call a task is waiting for."""
+    _decide(task_id, "reject", call_id, note, server, api_key)
 
 
 @tasks_app.command("cancel")

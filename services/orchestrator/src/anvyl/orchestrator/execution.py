@@ -1,4 +1,4 @@
-"""Running one task: workspace, then the agent (the built-in planner for now), then the stored result."""
+"""Running one task: its workspace, then the agent loop (or the built-in planner), then the result."""
 
 from __future__ import annotations
 
@@ -8,18 +8,27 @@ from typing import Any
 
 from anvyl.agent.client import WorkerError
 from anvyl.orchestrator import planner
+from anvyl.orchestrator.agent_loop import AgentLoop, AgentStopped, Limits, TaskPolicy
+from anvyl.orchestrator.approvals import LeaseLost, TaskApprovals
+from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.events import EventBus
+from anvyl.orchestrator.llm import AllModelsFailed, ModelError, ModelRouter, NoModelConfigured
 from anvyl.orchestrator.logging import get_logger
+from anvyl.orchestrator.mcp_client import McpToolbox
 from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.prompts import summary_for_memory, system_prompt
 from anvyl.orchestrator.queue import RunContext
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.store import CANCELLED, FAILED, SUCCEEDED, TaskStore
-from anvyl.orchestrator.tools import WorkspaceTools
+from anvyl.orchestrator.tools import Toolset, WorkspaceTools
 from anvyl.orchestrator.workspaces.base import WorkspaceError
 from anvyl.orchestrator.workspaces.manager import ActiveWorkspace, WorkspaceManager
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
 
 log = get_logger(__name__)
+# Failures that end a task with a clear message (anything else is an internal error).
+_TASK_ERRORS = (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerCannotAnswer,
+                AgentStopped, ModelError)  # fmt: skip
 
 
 class TaskEvents:
@@ -43,12 +52,19 @@ class TaskExecutor:
         workspaces: WorkspaceManager,
         bus: EventBus,
         metrics: Metrics,
+        router: ModelRouter | None = None,
+        mcp: McpToolbox | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.workspaces = workspaces
         self.bus = bus
         self.metrics = metrics
+        self.router = router
+        self.mcp = mcp or McpToolbox([])
+        self.limits = Limits(
+            settings.agent_max_steps, settings.agent_max_tokens, settings.tool_output_chars
+        )
 
     async def run(self, ctx: RunContext) -> None:
         task = ctx.task
@@ -56,11 +72,13 @@ class TaskExecutor:
         bound = log.bind(task_id=task.id, workspace_id=task.workspace_id, attempt=task.attempts)
         self.bus.notify(task.id)  # the claim wrote the "running" event
         try:
-            answer, metadata = await self._execute(task.query, task.repo_url, events)
+            answer, metadata = await self._execute(ctx, events)
         except asyncio.CancelledError:
             await self._stopped(ctx)
             return
-        except (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerCannotAnswer) as exc:
+        except LeaseLost:
+            return  # another replica owns the task now
+        except _TASK_ERRORS as exc:
             bound.info("task.failed", error=str(exc))
             await self._finish(ctx, FAILED, error=str(exc))
             return
@@ -68,53 +86,88 @@ class TaskExecutor:
             bound.exception("task.crashed")
             await self._finish(ctx, FAILED, error=f"internal error: {exc!r}")
             return
-        bound.info("task.succeeded", latency_s=metadata["latency_s"])
+        bound.info("task.succeeded", backend=metadata["backend"], latency_s=metadata["latency_s"])
         await self._finish(ctx, SUCCEEDED, result=answer, metadata=metadata)
 
-    async def _execute(
-        self, query: str, repo_url: str | None, events: TaskEvents
-    ) -> tuple[str, dict[str, Any]]:
-        if not repo_url:
-            raise planner.PlannerCannotAnswer(
-                "this task names no repository, and without a model only repository requests "
-                f"can be answered ({planner.CAPABILITIES})"
-            )
-        repo = parse_repo(repo_url)
-        async with self.workspaces.acquire(repo, events.emit) as workspace:
-            return await self._answer(query, workspace, events)
+    async def _execute(self, ctx: RunContext, events: TaskEvents) -> tuple[str, dict[str, Any]]:
+        task = ctx.task
+        if not task.repo_url:
+            return await self._answer(ctx, events, None)
+        async with self.workspaces.acquire(parse_repo(task.repo_url), events.emit) as workspace:
+            return await self._answer(ctx, events, workspace)
 
     async def _answer(
-        self, query: str, workspace: ActiveWorkspace, events: TaskEvents
+        self, ctx: RunContext, events: TaskEvents, workspace: ActiveWorkspace | None
     ) -> tuple[str, dict[str, Any]]:
-        """The agent step. The model router and its tool loop plug in here; the planner is the last link."""
+        task = ctx.task
         started = time.perf_counter()
-        tools = WorkspaceTools(workspace.client, self.settings.tool_timeout_s)
-        planned = planner.plan(query)
-        await events.emit("tool.call", {"name": planned.tool, "arguments": planned.arguments})
-        call = await tools.call(planned.tool, planned.arguments)
-        await events.emit(
-            "tool.result",
-            {"name": call.name, "ok": call.ok, "error": call.error, "duration_s": call.duration_s},
+        tools = (
+            WorkspaceTools(workspace.client, self.settings.tool_timeout_s).tools()
+            if workspace
+            else []
         )
+        toolset = Toolset([*tools, *self.mcp.tools()])
+        base: dict[str, Any] = {}
+        if workspace is not None:
+            base["workspace"] = {"id": workspace.id, "backend": workspace.backend,
+                                 "reused": workspace.reused, "head": workspace.sync.head}  # fmt: skip
+        models_note = None
+        if self.router is not None:
+            try:
+                return await self._agent(ctx, events, workspace, toolset, base, started)
+            except NoModelConfigured:
+                pass
+            except AllModelsFailed as exc:  # at the first turn: the planner is the last link
+                models_note = f"The configured models could not be reached: {exc}"
+                await events.emit("model.unavailable", {"error": str(exc)})
+        where = workspace.repo.display_url if workspace else "this host"
+        planned = planner.plan(task.query, toolset.names)
+        await events.emit("tool.call", {"name": planned.tool, "arguments": planned.arguments})
+        call = await toolset.call(planned.tool, planned.arguments)
+        await events.emit("tool.result", {"name": call.name, "ok": call.ok, "error": call.error,
+                                          "duration_s": call.duration_s, "output": call.output[:2000]})  # fmt: skip
         if not call.ok:
             raise WorkspaceError(f"tool {call.name} failed: {call.error}")
-        answer = planner.write_answer(call, workspace.repo.display_url)
-        metadata: dict[str, Any] = {
-            "backend": planner.BACKEND_NAME,
-            "model": None,
-            "model_used": False,
+        answer = planner.write_answer(call, where, models_note)
+        return answer, base | {
+            "backend": planner.BACKEND_NAME, "model": None, "model_used": False,
             "latency_s": round(time.perf_counter() - started, 6),
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0},
-            "cost_usd": 0.0,
-            "tool_calls": [call.model_dump(exclude={"output"})],
-            "workspace": {
-                "id": workspace.id,
-                "backend": workspace.backend,
-                "reused": workspace.reused,
-                "head": workspace.sync.head,
-            },
-        }
-        return answer, metadata
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "cost_usd": 0.0,
+            "model_calls": [], "tool_calls": [call.model_dump(exclude={"output"})],
+            "summary": summary_for_memory(task.query, answer),
+        }  # fmt: skip
+
+    async def _agent(
+        self,
+        ctx: RunContext,
+        events: TaskEvents,
+        workspace: ActiveWorkspace | None,
+        toolset: Toolset,
+        base: dict[str, Any],
+        started: float,
+    ) -> tuple[str, dict[str, Any]]:
+        assert self.router is not None
+        task: Task = ctx.task
+        memory = await self.store.recent_summaries(workspace.id) if workspace else []
+        prompt = system_prompt(
+            repo=workspace.repo.display_url if workspace else None,
+            workspace_id=workspace.id if workspace else None, toolset=toolset,
+            max_steps=self.limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
+        )  # fmt: skip
+        policy = TaskPolicy.model_validate((task.request or {}).get("policy") or {})
+        result = await AgentLoop(self.router, self.limits).run(
+            system_prompt=prompt, query=task.query, toolset=toolset, emit=events.emit,
+            approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner), policy=policy,
+        )  # fmt: skip
+        last = result.model_calls[-1]
+        return result.answer, base | {
+            "backend": last["provider"], "endpoint": last["endpoint"], "model": last["model"],
+            "model_used": True, "latency_s": round(time.perf_counter() - started, 6), "steps": result.steps,
+            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+            "cost_usd": round(result.cost, 6), "model_calls": result.model_calls,
+            "tool_calls": [c.model_dump(exclude={"output"}) for c in result.tool_calls],
+            "summary": summary_for_memory(task.query, result.answer),
+        }  # fmt: skip
 
     async def _stopped(self, ctx: RunContext) -> None:
         reason = ctx.stop_reason

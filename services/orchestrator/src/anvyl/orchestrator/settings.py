@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="how often idle runners look for work"
     )
 
+    # The agent loop.
+    agent_max_steps: int = Field(default=30, ge=1, le=500, description="model turns per task")
+    agent_max_tokens: int = Field(default=200_000, ge=1000, description="token budget per task")
+    tool_output_chars: int = Field(
+        default=16_000, ge=500, description="tool output fed back, at most"
+    )
+
     # Logs.
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -145,6 +152,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"{CONFIG_ENV}={config_file}: no such file")
             sources.append(_SettingsSection(settings_cls, path))
         return tuple(sources)
+
+    @property
+    def config_path(self) -> Path | None:
+        """The YAML config file (ANVYL_CONFIG), also read for models and MCP servers."""
+        value = os.environ.get(CONFIG_ENV)
+        return Path(value).expanduser() if value else None
 
     @property
     def effective_database_url(self) -> str:

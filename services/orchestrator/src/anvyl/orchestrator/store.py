@@ -127,6 +127,50 @@ class TaskStore:
         session.add(TaskEvent(task_id=task_id, seq=seq, type=type_, data=data))
         return seq
 
+    async def last_seq(self, task_id: str) -> int:
+        async with self.db.session() as session:
+            value = await session.scalar(
+                select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)
+            )
+            return int(value or 0)
+
+    async def record_decision(
+        self, task_id: str, *, approved: bool, note: str | None, call_id: str | None
+    ) -> str:
+        """Record a person's decision on the call a task waits for; returns that call's id.
+
+        Raises LookupError when the task waits for no approval, ValueError for a wrong call id.
+        """
+        async with self.db.session.begin() as session:
+            task = await session.get(Task, task_id, with_for_update=True)
+            if task is None or task.status != WAITING_APPROVAL:
+                raise LookupError(f"task {task_id} is not waiting for an approval")
+            pending_event = await session.scalar(
+                select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.type == "status")
+                .order_by(TaskEvent.seq.desc()).limit(1)
+            )  # fmt: skip
+            pending = (pending_event.data if pending_event else {}).get("pending") or {}
+            if call_id is not None and call_id != pending.get("call_id"):
+                raise ValueError(
+                    f"the task waits for call {pending.get('call_id')!r}, not {call_id!r}"
+                )
+            decided = [e.data.get("call_id") for e in await session.scalars(
+                select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.type == "approval"))]  # fmt: skip
+            if pending.get("call_id") in decided:
+                raise LookupError(f"call {pending.get('call_id')!r} was already decided")
+            await self._append(session, task_id, "approval",
+                               {"call_id": pending.get("call_id"), "approved": approved, "note": note})  # fmt: skip
+            return str(pending.get("call_id"))
+
+    async def recent_summaries(self, workspace_id: str, limit: int = 5) -> list[str]:
+        """Memory: the summaries of the workspace's latest successful tasks, oldest first."""
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(Task).where(Task.workspace_id == workspace_id, Task.status == SUCCEEDED)
+                .order_by(Task.created_at.desc()).limit(limit)
+            )  # fmt: skip
+            return [s for task in reversed(list(rows)) if (s := (task.meta or {}).get("summary"))]
+
     async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
         async with self.db.session.begin() as session:
             return await self._append(session, task_id, type_, data)

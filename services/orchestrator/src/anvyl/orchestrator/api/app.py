@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,9 @@ from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import is_current
 from anvyl.orchestrator.events import EventBus
 from anvyl.orchestrator.execution import TaskExecutor
+from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
+from anvyl.orchestrator.mcp_client import McpToolbox, load_mcp_servers
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.queue import TaskQueue
 from anvyl.orchestrator.settings import Settings
@@ -57,6 +60,15 @@ def _route_of(request: Request) -> str:
     return "unmatched"
 
 
+def build_router(settings: Settings) -> ModelRouter | None:
+    """The model router from the config file and the environment; None when no model is set up."""
+    config = load_model_config(settings.config_path, os.environ)
+    if not config.chain():
+        log.info("models.none", detail="no model configured: the built-in planner answers")
+        return None
+    return ModelRouter.from_config(config)
+
+
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
@@ -68,12 +80,18 @@ def create_app(settings: Settings) -> FastAPI:
         store, bus = TaskStore(db), EventBus()
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend)
-        executor = TaskExecutor(settings, store, workspaces, bus, metrics)
+        router, mcp = (
+            build_router(settings),
+            McpToolbox(load_mcp_servers(settings.config_path, os.environ)),
+        )
+        await mcp.start()
+        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp)
         queue = TaskQueue(settings, store, executor, metrics)
         try:
             await workspaces.adopt()
             await queue.start()
         except BaseException:
+            await mcp.close()
             await workspaces.close()
             await db.close()
             raise
@@ -87,12 +105,17 @@ def create_app(settings: Settings) -> FastAPI:
                 detail="ANVYL_API_KEYS is empty: only loopback clients can reach the API",
             )
         log.info("orchestrator.started", database=db.dialect, workspace_backend=backend.name,
+                 models=[e.name for e in router.endpoints] if router else [],
+                 mcp_tools=len(mcp.tools()), mcp_errors=mcp.errors,
                  runners=settings.max_concurrent_tasks, queue_owner=queue.owner)  # fmt: skip
         try:
             yield
         finally:
             janitor.cancel()
             await queue.stop()
+            await mcp.close()
+            if router is not None:
+                await router.aclose()
             await workspaces.close()
             await db.close()
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from anvyl.orchestrator.agent_loop import TaskPolicy
 from anvyl.orchestrator.db.tables import Task, TaskEvent
 from anvyl.orchestrator.workspaces.repos import redact_url
 
@@ -33,6 +34,7 @@ class OrchestrateRequest(BaseModel):
     workspace_id: str | None = Field(default=None, max_length=128, pattern=r"^[a-z0-9][a-z0-9-]*$")
     timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit of the task")
     mode: Literal["sync", "background"] = "sync"
+    policy: TaskPolicy | None = Field(default=None, description="tool allow-list and pre-approvals")
 
     @field_validator("query")
     @classmethod
@@ -98,6 +100,13 @@ class EventOut(BaseModel):
     @classmethod
     def from_row(cls, event: TaskEvent) -> EventOut:
         return cls(seq=event.seq, type=event.type, data=event.data, created_at=event.created_at)
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str | None = Field(default=None, description="the pending call (checked when given)")
+    note: str | None = Field(default=None, max_length=2000, description="shown to the model")
 
 
 class Problem(BaseModel):

@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse
 from anvyl.orchestrator.api.auth import require_api_key
 from anvyl.orchestrator.api.schemas import (
     Accepted,
+    Decision,
     EventOut,
     OrchestrateRequest,
     Problem,
@@ -167,6 +168,36 @@ async def task_events(
         events = await svc.store.events(task_id, start)
         return JSONResponse([json.loads(EventOut.from_row(e).model_dump_json()) for e in events])
     return _sse(follow(svc.store, svc.bus, task_id, start))
+
+
+async def _decide(
+    svc: Services, task_id: str, decision: Decision | None, approved: bool
+) -> TaskOut:
+    await _task_or_404(svc, task_id)
+    decision = decision or Decision()
+    try:
+        await svc.store.record_decision(task_id, approved=approved, note=decision.note,
+                                        call_id=decision.call_id)  # fmt: skip
+    except LookupError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, f"call_id: {exc}") from exc
+    svc.bus.notify(task_id)
+    return TaskOut.from_row(await _task_or_404(svc, task_id))
+
+
+@router.post("/tasks/{task_id}/approve", response_model=TaskOut,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+async def approve_task(task_id: str, svc: SvcDep, decision: Decision | None = None) -> TaskOut:
+    """Let the tool call the task is waiting for run."""
+    return await _decide(svc, task_id, decision, approved=True)
+
+
+@router.post("/tasks/{task_id}/reject", response_model=TaskOut,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+async def reject_task(task_id: str, svc: SvcDep, decision: Decision | None = None) -> TaskOut:
+    """Refuse the tool call the task is waiting for; the model is told, and goes on without it."""
+    return await _decide(svc, task_id, decision, approved=False)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut,
