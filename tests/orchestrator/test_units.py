@@ -33,7 +33,7 @@ HUB_TOOLS = ["docker__list_containers", "infra__get_host_resources", "infra__get
 def test_the_planner_maps_plain_requests_to_tool_calls(
     query: str, tool: str, arguments: dict
 ) -> None:
-    planned = planner.plan(query)
+    planned = planner.plan(query, WORKSPACE_TOOLS)
     assert (planned.tool, planned.arguments) == (tool, arguments)
 
 
