@@ -217,9 +217,15 @@ class McpToolbox:
 
     def _runner(self, server: str, tool: str) -> Callable[[dict[str, Any]], Awaitable[str]]:
         async def run(arguments: dict[str, Any]) -> str:
-            result: CallToolResult = await self.connections[server].request(
-                lambda session: session.call_tool(tool, arguments)
-            )
+            try:
+                result: CallToolResult = await self.connections[server].request(
+                    lambda session: session.call_tool(tool, arguments)
+                )
+            except ToolError:
+                raise
+            except Exception as exc:  # the SDK's and the transport's errors: the server is at fault
+                raise ToolError(f"{server}{SEPARATOR}{tool}: MCP server {server} unavailable: "
+                                f"{_describe(exc)}") from exc  # fmt: skip
             if result.is_error:
                 raise ToolError(f"{server}{SEPARATOR}{tool} failed: {_text_of(result)}")
             return _text_of(result)

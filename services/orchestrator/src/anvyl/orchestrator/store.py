@@ -61,7 +61,7 @@ class TaskStore:
             cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
         )  # fmt: skip
         try:
-            async with self.db.session.begin() as session:
+            async with self.db.transaction() as session:
                 session.add(task)
                 session.add(
                     TaskEvent(task_id=task.id, seq=1, type="status", data={"status": QUEUED})
@@ -141,7 +141,7 @@ class TaskStore:
 
         Raises LookupError when the task waits for no approval, ValueError for a wrong call id.
         """
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             task = await session.get(Task, task_id, with_for_update=True)
             if task is None or task.status != WAITING_APPROVAL:
                 raise LookupError(f"task {task_id} is not waiting for an approval")
@@ -172,11 +172,11 @@ class TaskStore:
             return [s for task in reversed(list(rows)) if (s := (task.meta or {}).get("summary"))]
 
     async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             return await self._append(session, task_id, type_, data)
 
     async def update(self, task_id: str, **values: Any) -> None:
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             await session.execute(update(Task).where(Task.id == task_id).values(**values))
 
     # The queue --------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class TaskStore:
             .with_for_update(skip_locked=True)
         )
         now = utcnow()
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             task_id = await session.scalar(pick)
             if task_id is None:
                 return None
@@ -232,7 +232,7 @@ class TaskStore:
 
     async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
         """Renew the lease. Returns whether a cancel was requested, or None when the lease was lost."""
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             result = await session.execute(
                 update(Task)
                 .where(
@@ -246,7 +246,7 @@ class TaskStore:
 
     async def set_status(self, task_id: str, owner: str, status: str, data: dict[str, Any]) -> bool:
         """Move a leased task between active states (running <-> waiting_approval)."""
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             result = await session.execute(
                 update(Task)
                 .where(
@@ -278,7 +278,7 @@ class TaskStore:
             condition.append(Task.status.in_(from_states))
         if owner is not None:
             condition.append(Task.lease_owner == owner)
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             changed = await session.execute(
                 update(Task)
                 .where(*condition)
@@ -304,7 +304,7 @@ class TaskStore:
 
     async def release(self, task_id: str, owner: str) -> bool:
         """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             result = await session.execute(
                 update(Task)
                 .where(
@@ -329,7 +329,7 @@ class TaskStore:
         if await self.finish(task_id, CANCELLED, owner=None, from_states=(QUEUED,),
                              error="cancelled before it started"):  # fmt: skip
             return CANCELLED
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             flagged = await session.execute(
                 update(Task)
                 .where(Task.id == task_id, Task.status.in_(ACTIVE_STATES))
@@ -351,7 +351,7 @@ class TaskStore:
             stale = stale.where(Task.lease_expires_at < now)
         moved: list[str] = []
         exhausted: list[str] = []
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             for task in list(await session.scalars(stale.with_for_update(skip_locked=True))):
                 if task.attempts >= max_attempts:
                     exhausted.append(task.id)

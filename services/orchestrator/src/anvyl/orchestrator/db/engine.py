@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from anvyl.orchestrator.db.migrations import upgrade_to_head
 
@@ -29,6 +37,19 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and no row locks: serialize this process's write
+        # transactions, so a read-then-write (like numbering an event) cannot race another.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction (committed at the end, rolled back on error)."""
+        if self._write_lock is None:
+            async with self.session.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self.session.begin() as session:
+            yield session
 
     async def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""

@@ -154,7 +154,7 @@ class WorkspaceManager:
             await cached[1].aclose()
 
     async def _record(self, repo: RepoRef, status: str) -> None:
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             row = await session.get(WorkspaceRow, repo.workspace_id)
             if row is None:
                 session.add(
@@ -189,7 +189,7 @@ class WorkspaceManager:
                 await self.backend.remove(worker.workspace_id, purge=False)
                 continue
             adopted.append(worker.workspace_id)
-            async with self.db.session.begin() as session:
+            async with self.db.transaction() as session:
                 row = await session.get(WorkspaceRow, worker.workspace_id)
                 status = "idle" if worker.running else "stopped"
                 if row is None:
@@ -231,7 +231,7 @@ class WorkspaceManager:
                 await self._forget(row.id)
                 if unused_for >= self.settings.workspace_retention_s:
                     await self.backend.remove(row.id, purge=True)
-                    async with self.db.session.begin() as session:
+                    async with self.db.transaction() as session:
                         await session.execute(delete(WorkspaceRow).where(WorkspaceRow.id == row.id))
                     removed.append(row.id)
                 elif row.status != "stopped":
@@ -243,7 +243,7 @@ class WorkspaceManager:
         return {"stopped": stopped, "removed": removed}
 
     async def _set_status(self, workspace_id: str, status: str) -> None:
-        async with self.db.session.begin() as session:
+        async with self.db.transaction() as session:
             await session.execute(
                 update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(status=status)
             )
@@ -289,7 +289,7 @@ class WorkspaceManager:
         async with self._locks.setdefault(workspace_id, asyncio.Lock()):
             await self._forget(workspace_id)
             await self.backend.remove(workspace_id, purge=purge)
-            async with self.db.session.begin() as session:
+            async with self.db.transaction() as session:
                 if purge:
                     await session.execute(
                         delete(WorkspaceRow).where(WorkspaceRow.id == workspace_id)
