@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -178,10 +179,8 @@ async def test_a_destructive_call_waits_for_approval_and_runs_only_when_approved
         else:
             assert exists and "a person rejected this call: checked by a test" in tool_message
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             victim.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 async def test_a_pre_approved_tool_runs_without_asking(
@@ -202,10 +201,8 @@ async def test_a_pre_approved_tool_runs_without_asking(
         assert task["status"] == "succeeded" and task["metadata"]["tool_calls"][0]["ok"] is True
         assert victim.id not in [c.id for c in docker_client.containers.list(all=True)]
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             victim.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 async def test_failing_tools_and_a_server_that_went_down_are_reported_to_the_model_not_fatal(
