@@ -93,10 +93,18 @@ class McpConnection:
     async def _connection(self) -> None:
         headers = {"Authorization": f"Bearer {self._bearer}"} if self._bearer else {}
         running: set[asyncio.Task[None]] = set()
+        http_error: list[int] = []
+
+        async def remember_errors(response: httpx2.Response) -> None:
+            # The SDK reports only "an error response": keep the status to say which.
+            if response.status_code >= 400:
+                http_error.append(response.status_code)
+
+        timeout = httpx2.Timeout(self.config.timeout_s, connect=_CONNECT_TIMEOUT_S)
         try:
             async with (
-                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.config.timeout_s,
-                                                                          connect=_CONNECT_TIMEOUT_S)) as http,
+                httpx2.AsyncClient(headers=headers, timeout=timeout,
+                                   event_hooks={"response": [remember_errors]}) as http,
                 streamable_http_client(self.config.url, http_client=http) as streams,
                 ClientSession(streams[0], streams[1]) as session,
             ):  # fmt: skip
@@ -110,6 +118,9 @@ class McpConnection:
             raise
         except BaseException as exc:
             reason = _describe(exc)
+            if http_error:
+                hint = ": check the server's token" if http_error[-1] in (401, 403) else ""
+                reason = f"HTTP {http_error[-1]}{hint} ({reason})"
             log.warning("mcp.connection_failed", server=self.config.name, error=reason)
             while not self._queue.empty():
                 _, future = self._queue.get_nowait()
