@@ -85,6 +85,7 @@ class WorkerClient:
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
@@ -94,6 +95,8 @@ class WorkerClient:
             # Talk to the worker directly, never through a proxy from the environment.
             trust_env=False,
             transport=transport,
+            # Extra authentication for what stands in front of the worker (Cloud Run's ID token).
+            auth=auth,
         )
 
     async def aclose(self) -> None:

@@ -180,10 +180,8 @@ class CloudRunWorkerClient(WorkerClient):
         id_tokens: IDTokenSource | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        super().__init__(base_url, token, timeout=timeout)
-        source = id_tokens or IDTokenSource(self.base_url)
-        # WorkerClient (services/agent) takes no auth argument yet; httpx's `auth` is public.
-        self._http.auth = IDTokenAuth(source)
+        source = id_tokens or IDTokenSource(base_url.rstrip("/"))
+        super().__init__(base_url, token, timeout=timeout, auth=IDTokenAuth(source))
 
 
 # The backend ----------------------------------------------------------------------------------
