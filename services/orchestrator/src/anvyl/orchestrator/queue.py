@@ -100,7 +100,9 @@ class TaskQueue:
         self._claim_lock = (
             asyncio.Lock()
         )  # SQLite has no SKIP LOCKED: claims in one process are serial
-        self._work = asyncio.Event()
+        # Wake-up tokens: one per new task (or freed workspace) wakes one idle runner; a token put
+        # while every runner is busy waits for the next one that looks, so none is lost.
+        self._wakeups: asyncio.Queue[None] = asyncio.Queue(maxsize=settings.max_concurrent_tasks)
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, tuple[RunContext, asyncio.Task[None]]] = {}
 
@@ -120,8 +122,9 @@ class TaskQueue:
         log.info("queue.started", owner=self.owner, runners=self.settings.max_concurrent_tasks)
 
     def wake(self) -> None:
-        """New work (or a freed workspace): let idle runners look now instead of at their next poll."""
-        self._work.set()
+        """New work (or a freed workspace): let one idle runner look now instead of at its next poll."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._wakeups.put_nowait(None)
 
     @property
     def running(self) -> int:
@@ -151,10 +154,10 @@ class TaskQueue:
                 task = None
                 await asyncio.sleep(self.settings.queue_poll_s)
             if task is None:
-                self._work.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._work.wait(), self.settings.queue_poll_s)
+                    await asyncio.wait_for(self._wakeups.get(), self.settings.queue_poll_s)
                 continue
+            self.wake()  # there may be more: let another idle runner look
             await self._run(task)
             self.wake()  # the workspace is free: its next task may start
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -26,6 +26,38 @@ ACTIVE_STATES = (RUNNING, WAITING_APPROVAL)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
 RESULT_EVENT = "result"  # the last event of every task
+
+
+def _pick_next_statement() -> Select[str]:
+    """The oldest queued task whose workspace is idle and has no earlier queued task.
+
+    Built once: constructing it per claim was a measurable share of the server's CPU.
+    """
+    candidate = aliased(Task, name="candidate")
+    same_workspace = Task.workspace_id == candidate.workspace_id
+    busy = select(Task.id).where(same_workspace, Task.status.in_(ACTIVE_STATES)).exists()
+    earlier = (
+        select(Task.id)
+        .where(
+            same_workspace,
+            Task.status == QUEUED,
+            or_(
+                Task.created_at < candidate.created_at,
+                and_(Task.created_at == candidate.created_at, Task.id < candidate.id),
+            ),
+        )
+        .exists()
+    )
+    return (
+        select(candidate.id)
+        .where(candidate.status == QUEUED, ~busy, ~earlier)
+        .order_by(candidate.created_at, candidate.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_PICK_NEXT = _pick_next_statement()
 
 
 class IdempotencyConflict(ValueError):
@@ -55,17 +87,19 @@ class TaskStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> Created:
-        task = Task(
-            id=str(uuid.uuid4()), status=QUEUED, query=query, repo_url=repo_url,
-            workspace_id=workspace_id, request=request, meta={}, attempts=0, timeout_s=timeout_s,
-            cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
-        )  # fmt: skip
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()), "status": QUEUED, "query": query, "repo_url": repo_url,
+            "workspace_id": workspace_id, "request": request, "meta": {}, "attempts": 0,
+            "timeout_s": timeout_s, "cancel_requested": False, "idempotency_key": idempotency_key,
+            "request_hash": request_hash, "created_at": utcnow(),
+        }  # fmt: skip
+        first_event = {"task_id": values["id"], "seq": 1, "type": "status", "data": {"status": QUEUED},
+                       "created_at": values["created_at"]}  # fmt: skip
         try:
+            # Bulk inserts: the ORM unit of work was a measurable share of an enqueue's CPU.
             async with self.db.transaction() as session:
-                session.add(task)
-                session.add(
-                    TaskEvent(task_id=task.id, seq=1, type="status", data={"status": QUEUED})
-                )
+                await session.execute(insert(Task), [values])
+                await session.execute(insert(TaskEvent), [first_event])
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -75,7 +109,7 @@ class TaskStore:
             if earlier.request_hash != request_hash:
                 raise IdempotencyConflict(idempotency_key) from None
             return Created(earlier, new=False)
-        return Created(task, new=True)
+        return Created(Task(**values), new=True)
 
     async def by_idempotency_key(self, key: str) -> Task | None:
         async with self.db.session() as session:
@@ -187,31 +221,9 @@ class TaskStore:
         A task waits while an earlier task of its workspace is queued or active, so tasks of one
         workspace run one at a time in arrival order. SKIP LOCKED lets replicas claim concurrently.
         """
-        candidate = aliased(Task, name="candidate")
-        same_workspace = Task.workspace_id == candidate.workspace_id
-        busy = select(Task.id).where(same_workspace, Task.status.in_(ACTIVE_STATES)).exists()
-        earlier = (
-            select(Task.id)
-            .where(
-                same_workspace,
-                Task.status == QUEUED,
-                or_(
-                    Task.created_at < candidate.created_at,
-                    and_(Task.created_at == candidate.created_at, Task.id < candidate.id),
-                ),
-            )
-            .exists()
-        )
-        pick = (
-            select(candidate.id)
-            .where(candidate.status == QUEUED, ~busy, ~earlier)
-            .order_by(candidate.created_at, candidate.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
         now = utcnow()
         async with self.db.transaction() as session:
-            task_id = await session.scalar(pick)
+            task_id = await session.scalar(_PICK_NEXT)
             if task_id is None:
                 return None
             await session.execute(

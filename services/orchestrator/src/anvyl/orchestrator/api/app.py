@@ -6,15 +6,15 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import workspaces as workspace_routes
@@ -51,13 +51,45 @@ def _describe(errors: list[dict[str, object]]) -> str:
     return "; ".join(parts)
 
 
-def _route_of(request: Request) -> str:
-    """The route template (/tasks/{task_id}), so metrics do not get a label per task id."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", request.url.path))
-    return "unmatched"
+class RequestContext:
+    """Binds a request id to every log line of a request, returns it, and times the request.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task group per request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = (
+            headers.get(b"x-request-id", b"").decode(errors="replace")[:100] or uuid.uuid4().hex
+        )
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.http_latency.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 def build_router(settings: Settings) -> ModelRouter | None:
@@ -122,23 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Anvyl orchestrator", version="0.1.0", lifespan=lifespan)
     app.state.api_keys = ApiKeys(settings)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
-        elapsed = time.perf_counter() - started
-        response.headers["x-request-id"] = request_id
-        metrics.http_latency.labels(
-            request.method, _route_of(request), str(response.status_code)
-        ).observe(elapsed)
-        return response
+    app.add_middleware(RequestContext, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,7 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/ready", dependencies=[Depends(require_api_key)])
     async def ready(request: Request) -> JSONResponse:
         """Readiness: the database answers and its schema is at the newest migration."""
-        svc = services(request)
+        svc = await services(request)
         try:
             async with svc.db.engine.connect() as connection:
                 current = await connection.run_sync(is_current)
@@ -170,7 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics", dependencies=[Depends(require_api_key)])
     async def prometheus(request: Request) -> PlainTextResponse:
-        svc: Services = services(request)
+        svc: Services = await services(request)
         body = metrics.render(await svc.store.counts_by_status())
         return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -28,7 +28,7 @@ class ApiKeys:
         return any(matches)
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     keys: ApiKeys = request.app.state.api_keys
     if not keys.check(request.headers.get("authorization")):
         raise HTTPException(

@@ -28,6 +28,6 @@ class Services:
     queue: TaskQueue
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found

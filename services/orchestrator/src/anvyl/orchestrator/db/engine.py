@@ -24,15 +24,16 @@ class Database:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs = {"connect_args": {"timeout": 30}}
         elif self.dialect == "postgresql":
-            kwargs.update(
-                pool_size=10, max_overflow=10, connect_args={"timeout": 10, "command_timeout": 60}
-            )
+            # Sized for the runners plus concurrent API requests, so connections are reused rather
+            # than opened per burst; recycled instead of pinged before every checkout.
+            kwargs.update(pool_size=20, max_overflow=20, pool_recycle=1800,
+                          connect_args={"timeout": 10, "command_timeout": 60})  # fmt: skip
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
