@@ -35,7 +35,6 @@ import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,13 +295,18 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgres"],
                         default=["sqlite", "postgres"])  # fmt: skip
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--per-client", type=int, default=100,
-                        help="requests per client under concurrency (the issue suggests 2000)")
+    parser.add_argument(
+        "--per-client",
+        type=int,
+        default=100,
+        help="requests per client under concurrency (the issue suggests 2000)",
+    )
     parser.add_argument("--single-n", type=int, default=300, help="requests of the 1-client run")
     parser.add_argument("--delay-tasks", type=int, default=200)
     parser.add_argument("--keep-logs", action="store_true")
