@@ -159,6 +159,58 @@ async def queue_wait_histogram(http: httpx.AsyncClient) -> tuple[float, float]:
     return total, count
 
 
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None) -> Iterator[None]:
+    """`py-spy record --gil` on the server while the block runs (CPU in Python only), raw format."""
+    if out is None:
+        yield
+        return
+    exe = shutil.which("py-spy") or str(Path.home() / ".local/bin/py-spy")
+    process = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "250", "--gil",
+                                "--format", "raw", "--output", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(1.0)  # let it attach
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def profile_summary(path: Path, wall: float, top: int = 14) -> list[str]:
+    """Share of the server's samples under each function (inclusive), Anvyl's and the libraries'."""
+    if not path.exists():
+        return [f"  (no profile written to {path})"]
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    generic = ("runpy", "orchestrator/cli.py", "orchestrator/__main__.py", "typer/", "uvicorn/main",
+               "uvicorn/server", "uvicorn/_compat", "asyncio/runners", "asyncio/base_events",
+               "asyncio/events", "click/")  # fmt: skip
+    ranked = sorted(((n, f) for f, n in inclusive.items() if not any(g in f for g in generic)),
+                    reverse=True)[:top]  # fmt: skip
+    lines = [
+        f"  GIL held {total / 250 / wall * 100:.0f}% of the wall time ({total} samples at 250 Hz)"
+    ]
+    lines += [f"  {n / total * 100:5.1f}%  {f}" for n, f in ranked]
+    return lines
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (not its children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Load:
     latencies: list[float]
@@ -192,7 +244,7 @@ async def load(url: str, clients: int, per_client: int, request) -> Load:  # typ
 
 
 async def bench_database(label: str, database_url: str, args: argparse.Namespace,
-                         tmp: Path, repo: Path) -> list[tuple[str, str, str]]:  # fmt: skip
+                         tmp: Path, repo: Path, profiles: dict[str, list[str]]) -> list[tuple[str, str, str]]:  # fmt: skip
     data_dir = tmp / f"data-{label}"
     env = {
         "ANVYL_DATABASE_URL": database_url,
@@ -246,16 +298,37 @@ async def bench_database(label: str, database_url: str, args: argparse.Namespace
             response = await http.post("/orchestrate", json=background)
             return response.status_code == 202
 
-        for name, request, target in (("GET /tasks/{id}", get, None),
+        async def health(http: httpx.AsyncClient, c: int, i: int) -> bool:
+            return (await http.get("/health")).status_code == 200
+
+        for name, request, target in (("GET /health (floor: HTTP + FastAPI, no DB)", health, None),
+                                      ("GET /tasks/{id}", get, None),
                                       ("POST /orchestrate background", post, "enqueue")):  # fmt: skip
             for clients in (1, args.clients):
                 per_client = args.per_client if clients > 1 else args.single_n
-                result = await load(url, clients, per_client, request)
+                out = (args.profile / f"{label}-{re.sub(r'[^a-z]+', '-', name.lower())[:30]}-{clients}.txt"
+                       if args.profile else None)  # fmt: skip
+                cpu0, own0 = cpu_seconds(pid), time.process_time()
+                with py_spy(pid, out):
+                    result = await load(url, clients, per_client, request)
+                n_req = len(result.latencies)
+                server_cpu = (cpu_seconds(pid) - cpu0) / n_req * 1e3
+                client_cpu = (time.process_time() - own0) / n_req * 1e3
+                if out is not None:
+                    profiles[f"{label}: {name}, {clients} client(s)"] = profile_summary(
+                        out, result.wall
+                    )
                 p50, p99 = pct(result.latencies, 0.5) * 1e3, pct(result.latencies, 0.99) * 1e3
                 goal = (f"p50 < {TARGETS['enqueue_p50']:.0f} ms, p99 < {TARGETS['enqueue_p99']:.0f} ms"
                         if target else "-")  # fmt: skip
+                if clients == 1:
+                    k = max(1, len(result.latencies) // 6)
+                    first, last = result.latencies[:k], result.latencies[-k:]
+                    rows.append((f"{name}, 1 client: p50 of first / last {k} requests",
+                                 f"{pct(first, .5) * 1e3:.1f} / {pct(last, .5) * 1e3:.1f} ms", "-"))  # fmt: skip
                 rows.append((f"{name}, {clients} client{'s' * (clients > 1)} x {per_client}",
-                             f"{result.rps:.0f} req/s, p50 {p50:.1f} / p99 {p99:.1f} ms"
+                             f"{result.rps:.0f} req/s, p50 {p50:.1f} / p99 {p99:.1f} ms, "
+                             f"CPU/req server {server_cpu:.1f} client {client_cpu:.1f} ms"
                              + (f", {result.errors} errors" if result.errors else ""),
                              goal))  # fmt: skip
     return rows
@@ -264,15 +337,18 @@ async def bench_database(label: str, database_url: str, args: argparse.Namespace
 async def main_async(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="anvyl-task-bench-"))
     tables: dict[str, list[tuple[str, str, str]]] = {}
+    profiles: dict[str, list[str]] = {}
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     try:
         repo = make_git_repo(tmp / "repo")
         for db in args.db:
             if db == "sqlite":
                 url = f"sqlite+aiosqlite:///{tmp / 'anvyl.db'}"
-                tables[db] = await bench_database(db, url, args, tmp, repo)
+                tables[db] = await bench_database(db, url, args, tmp, repo, profiles)
             else:
                 async with fresh_postgres() as url:
-                    tables[db] = await bench_database(db, url, args, tmp, repo)
+                    tables[db] = await bench_database(db, url, args, tmp, repo, profiles)
             kill_processes_mentioning(str(tmp))
     finally:
         kill_processes_mentioning(str(tmp))
@@ -283,14 +359,30 @@ async def main_async(args: argparse.Namespace) -> int:
     load_avg = os.getloadavg()
     print(f"\ntask API bench: `anvyl serve` subprocess, workspace backend local, "
           f"{os.cpu_count()} CPUs, load average {load_avg[0]:.1f} {load_avg[1]:.1f}\n")  # fmt: skip
-    for db, rows in tables.items():
-        width = max(len(r[0]) for r in rows)
-        vwidth = max(len(r[1]) for r in rows)
-        print(f"| {db + ': measure':<{width}} | {'figure':<{vwidth}} | target |")
-        print(f"|{'-' * (width + 2)}|{'-' * (vwidth + 2)}|--------|")
-        for measure, figure, target in rows:
-            print(f"| {measure:<{width}} | {figure:<{vwidth}} | {target} |")
-        print()
+    dbs = list(tables)
+    measures = [r[0] for r in tables[dbs[0]]]
+    targets = [r[2] for r in tables[dbs[0]]]
+    cells = [[r[1] for r in tables[db]] for db in dbs]
+    widths = [max(len(m) for m in measures)] + [
+        max(len(db), *map(len, col)) for db, col in zip(dbs, cells, strict=False)
+    ]
+    twidth = max(len(t) for t in targets)
+    print(
+        "| "
+        + " | ".join(h.ljust(w) for h, w in zip(["measure", *dbs], widths, strict=False))
+        + f" | {'target':<{twidth}} |"
+    )
+    print("|" + "|".join("-" * (w + 2) for w in [*widths, twidth]) + "|")
+    for i, measure in enumerate(measures):
+        row = [measure, *(col[i] for col in cells)]
+        print(
+            "| "
+            + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+            + f" | {targets[i]:<{twidth}} |"
+        )
+    for title, lines in profiles.items():
+        print(f"\nprofile, {title}:")
+        print("\n".join(lines))
     return 0
 
 
@@ -310,6 +402,8 @@ def main() -> int:
     parser.add_argument("--single-n", type=int, default=300, help="requests of the 1-client run")
     parser.add_argument("--delay-tasks", type=int, default=200)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy (--gil) the server during each load run; raw profiles in DIR")  # fmt: skip
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     return asyncio.run(main_async(args))

@@ -240,6 +240,7 @@ async def local_section(settings: Settings, db: Database, args: argparse.Namespa
                 f"local ({sandbox}): cold start, spawn -> healthy /health", cold, "< 1000 ms median"
             )
         )
+        rows.extend(await asyncio.to_thread(local_start_steps, settings))
         tools, _ref, _client = await tool_rows(manager, f"local ({sandbox})", args)
         rows.extend(tools)
         parallel = [repo(f"l-par-{i}") for i in range(args.parallel)]
@@ -250,6 +251,44 @@ async def local_section(settings: Settings, db: Database, args: argparse.Namespa
                      "ms", wall * 1e3, float("nan"), "-"))  # fmt: skip
     finally:
         await manager.close()  # closes the clients and stops the workers
+    return rows
+
+
+def import_profile(argv: list[str], top: int = 10) -> list[tuple[str, float]]:
+    """`python -X importtime`: the modules with the largest cumulative import time (top two levels)."""
+    out = subprocess.run([*argv, "-X", "importtime", "-c", "import anvyl.agent.server, uvicorn"],
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    found = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.removeprefix("import time:").split("|")
+        if len(name) - len(name.lstrip()) <= 3:  # top-level imports and their direct children
+            found.append((name.strip(), int(cumulative) / 1e3))
+    return sorted(found, key=lambda item: -item[1])[:top]
+
+
+def local_start_steps(settings: Settings, n: int = 3) -> list[Row]:
+    """Where a local cold start goes: interpreter + imports on the host, and bubblewrap's own cost."""
+    code = "import time; t=time.perf_counter(); import anvyl.agent.server, uvicorn; print(time.perf_counter()-t)"
+    spawn, imports, bwrap = [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        spawn.append(time.perf_counter() - t0)
+        imports.append(float(out.stdout.split()[-1]))
+        if path := bwrap_path(settings):
+            t0 = time.perf_counter()
+            subprocess.run([path, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/",
+                            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"],
+                           check=True)  # fmt: skip
+            bwrap.append(time.perf_counter() - t0)
+    rows = [ms_row("local: step: host python -c 'import anvyl.agent.server, uvicorn', whole process", spawn),
+            ms_row("local: step: of which the imports", imports)]  # fmt: skip
+    if bwrap:
+        rows.append(ms_row("local: step: `bwrap ... true` (sandbox set-up)", bwrap))
     return rows
 
 
@@ -312,6 +351,13 @@ async def main_async(args: argparse.Namespace) -> int:
     for label, unit, med, p95, target in rows:
         p = "" if p95 != p95 else f"{p95:.2f}"
         print(f"| {label:<{width}} | {unit:<4} | {med:>9.2f} | {p:>9} | {target:<{twidth}} |")
+    if "docker" in args.backends:
+        print("\nslowest imports of the worker in the image (python -X importtime, cumulative ms):")
+        profile = import_profile(["docker", "run", "--rm", "--label", f"anvyl.instance={instance}",
+                                  "--entrypoint", "python3", IMAGE])  # fmt: skip
+        remove_instance(instance)
+        for name, ms in profile:
+            print(f"  {ms:8.1f}  {name}")
     return 0
 
 
