@@ -181,27 +181,37 @@ def py_spy(pid: int, out: Path | None) -> Iterator[None]:
             process.wait()
 
 
-def profile_summary(path: Path, wall: float, top: int = 14) -> list[str]:
-    """Share of the server's samples under each function (inclusive), Anvyl's and the libraries'."""
+def profile_summary(path: Path, wall: float, top: int = 10) -> list[str]:
+    """Where the server's CPU went: Anvyl's functions and a few library hot spots (inclusive share
+    of the samples), then the leaf functions (self share)."""
     if not path.exists():
         return [f"  (no profile written to {path})"]
     inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + n
-    generic = ("runpy", "orchestrator/cli.py", "orchestrator/__main__.py", "typer/", "uvicorn/main",
-               "uvicorn/server", "uvicorn/_compat", "asyncio/runners", "asyncio/base_events",
-               "asyncio/events", "click/")  # fmt: skip
-    ranked = sorted(((n, f) for f, n in inclusive.items() if not any(g in f for g in generic)),
-                    reverse=True)[:top]  # fmt: skip
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+    total = max(total, 1)
+    hot = ("orchestrator/", "BaseHTTPMiddleware.__call__ ", "_do_ping", "Transaction.start",
+           "serialize_response", "solve_dependencies", "Session.flush", "Session.get ",
+           "TaskOut.from_row", "compile")  # fmt: skip
+    ranked = sorted(((n, f) for f, n in inclusive.items()
+                     if any(h in f for h in hot) and "orchestrator/cli.py" not in f
+                     and "orchestrator/__main__" not in f), reverse=True)[:top]  # fmt: skip
     lines = [
-        f"  GIL held {total / 250 / wall * 100:.0f}% of the wall time ({total} samples at 250 Hz)"
+        f"  GIL held {total / 250 / wall * 100:.0f}% of the wall time ({total} samples at 250 Hz); inclusive:"
     ]
     lines += [f"  {n / total * 100:5.1f}%  {f}" for n, f in ranked]
+    lines.append("  leaf (self) functions:")
+    lines += [
+        f"  {n / total * 100:5.1f}%  {f}" for f, n in sorted(leaf.items(), key=lambda x: -x[1])[:6]
+    ]
     return lines
 
 
