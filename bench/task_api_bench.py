@@ -396,6 +396,10 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -415,7 +419,11 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy (--gil) the server during each load run; raw profiles in DIR")  # fmt: skip
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM raise KeyboardInterrupt inside the event loop, so every `finally` (and
+    # asyncio.run's cancellation of the remaining tasks) cleans up. asyncio's own SIGINT handler
+    # only cancels the main task, which a library awaiting in a thread can leave unnoticed.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     return asyncio.run(main_async(args))
 
 

@@ -360,6 +360,10 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -378,7 +382,11 @@ def main() -> int:
         print(f"image {IMAGE} not found: BASE_IMAGE=anvyl/base:bookworm scripts/build-images.sh",
               file=sys.stderr)  # fmt: skip
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM raise KeyboardInterrupt inside the event loop, so every `finally` (and
+    # asyncio.run's cancellation of the remaining tasks) cleans up. asyncio's own SIGINT handler
+    # only cancels the main task, which a library awaiting in a thread can leave unnoticed.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     return asyncio.run(main_async(args))
 
 
