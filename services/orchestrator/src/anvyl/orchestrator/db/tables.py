@@ -48,7 +48,11 @@ class Base(DeclarativeBase):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_status_created_at", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_tasks_status_created_at", "status", "created_at"),
+        # The claim's "is this workspace busy / has it an earlier queued task" probes.
+        Index("ix_tasks_workspace_status_created_at", "workspace_id", "status", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
