@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 
 from anvyl.orchestrator.events import EventBus
 from anvyl.orchestrator.llm import ToolCall as ModelToolCall
@@ -23,11 +24,19 @@ class LeaseLost(RuntimeError):
 
 
 class TaskApprovals:
-    def __init__(self, store: TaskStore, bus: EventBus, task_id: str, owner: str) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        bus: EventBus,
+        task_id: str,
+        owner: str,
+        flush_events: Callable[[], Awaitable[None]],
+    ) -> None:
         self.store = store
         self.bus = bus
         self.task_id = task_id
         self.owner = owner
+        self.flush_events = flush_events  # the step events so far go before the status change
 
     async def ask(self, call: ModelToolCall, reason: str) -> tuple[bool, str | None]:
         try:
@@ -35,6 +44,7 @@ class TaskApprovals:
         except ValueError:
             arguments = call.arguments
         pending = {"call_id": call.id, "tool": call.name, "arguments": arguments, "reason": reason}
+        await self.flush_events()
         seen = await self.store.last_seq(self.task_id)
         if not await self.store.set_status(
             self.task_id, self.owner, WAITING_APPROVAL, {"pending": pending}

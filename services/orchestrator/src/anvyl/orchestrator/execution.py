@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 from anvyl.agent.client import WorkerError
 from anvyl.orchestrator import planner
 from anvyl.orchestrator.agent_loop import AgentLoop, AgentStopped, Limits, TaskPolicy
 from anvyl.orchestrator.approvals import LeaseLost, TaskApprovals
-from anvyl.orchestrator.db.tables import Task
+from anvyl.orchestrator.db.tables import Task, utcnow
 from anvyl.orchestrator.events import EventBus
 from anvyl.orchestrator.llm import AllModelsFailed, ModelError, ModelRouter, NoModelConfigured
 from anvyl.orchestrator.logging import get_logger
@@ -32,16 +33,37 @@ _TASK_ERRORS = (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerC
 
 
 class TaskEvents:
-    """Stores a task's events as they happen (numbered by the store) and wakes its live streams."""
+    """A task's step events, written in order by one writer task, in batches, while the task goes on.
+
+    The loop does not wait for each write (a write is a transaction: milliseconds on SQLite). Anything
+    that changes the task's status first calls `flush`, so the stored order is the order of events.
+    """
 
     def __init__(self, store: TaskStore, bus: EventBus, task_id: str) -> None:
         self.store = store
         self.bus = bus
         self.task_id = task_id
+        self._pending: list[tuple[str, dict[str, Any], datetime]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def emit(self, type_: str, data: dict[str, Any]) -> None:
-        await self.store.add_event(self.task_id, type_, data)
-        self.bus.notify(self.task_id)
+        self._pending.append((type_, data, utcnow()))  # stamped when it happened, stored soon after
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"events-{self.task_id}")
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self.store.add_events(self.task_id, batch)
+            self.bus.notify(self.task_id)
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far is stored (also when the caller is being cancelled)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        if self._pending:  # emitted after the writer's last batch
+            self._writer = asyncio.create_task(self._write())
+            await asyncio.shield(self._writer)
 
 
 class TaskExecutor:
@@ -74,18 +96,22 @@ class TaskExecutor:
         try:
             answer, metadata = await self._execute(ctx, events)
         except asyncio.CancelledError:
+            await events.flush()
             await self._stopped(ctx)
             return
         except LeaseLost:
             return  # another replica owns the task now
         except _TASK_ERRORS as exc:
+            await events.flush()
             bound.info("task.failed", error=str(exc))
             await self._finish(ctx, FAILED, error=str(exc))
             return
         except Exception as exc:
+            await events.flush()
             bound.exception("task.crashed")
             await self._finish(ctx, FAILED, error=f"internal error: {exc!r}")
             return
+        await events.flush()
         bound.info("task.succeeded", backend=metadata["backend"], latency_s=metadata["latency_s"])
         await self._finish(ctx, SUCCEEDED, result=answer, metadata=metadata)
 
@@ -157,7 +183,7 @@ class TaskExecutor:
         policy = TaskPolicy.model_validate((task.request or {}).get("policy") or {})
         result = await AgentLoop(self.router, self.limits).run(
             system_prompt=prompt, query=task.query, toolset=toolset, emit=events.emit,
-            approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner), policy=policy,
+            approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
         )  # fmt: skip
         last = result.model_calls[-1]
         return result.answer, base | {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, insert, or_, select, update
@@ -204,6 +204,19 @@ class TaskStore:
                 .order_by(Task.created_at.desc()).limit(limit)
             )  # fmt: skip
             return [s for task in reversed(list(rows)) if (s := (task.meta or {}).get("summary"))]
+
+    async def add_events(
+        self, task_id: str, events: list[tuple[str, dict[str, Any], datetime]]
+    ) -> int:
+        """Append several (type, data, when) events in one transaction, numbered in order."""
+        async with self.db.transaction() as session:
+            await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
+            last = int(await session.scalar(
+                select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)) or 0)  # fmt: skip
+            rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
+                    for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
+            await session.execute(insert(TaskEvent), rows)
+            return last + len(rows)
 
     async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
         async with self.db.transaction() as session:
