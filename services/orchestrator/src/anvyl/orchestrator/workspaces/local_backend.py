@@ -79,11 +79,24 @@ class LocalBackend:
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--tmpfs", str(self.settings.data_dir.resolve()),
             "--bind", str(workspace), str(workspace),
+            # The worker's own Python (a virtualenv or editable sources may sit under the private /tmp).
+            *(arg for path in self._hidden_python_paths() for arg in ("--ro-bind", str(path), str(path))),
             # The repository to clone from, read-only (it may sit under the private /tmp).
             *(["--ro-bind", str(source), str(source)] if source is not None else []),
             "--chdir", str(workspace),
             *worker,
         ]  # fmt: skip
+
+    def _hidden_python_paths(self) -> list[Path]:
+        """Directories of this Python environment that the sandbox's private mounts would hide."""
+        hidden_roots = [Path("/tmp"), self.settings.data_dir.resolve()]
+        found: list[Path] = []
+        for entry in sorted({Path(p).resolve() for p in (sys.prefix, *sys.path) if p}):
+            if not entry.is_dir() or not any(entry.is_relative_to(root) for root in hidden_roots):
+                continue
+            if not any(entry.is_relative_to(kept) for kept in found):  # a parent is bound already
+                found.append(entry)
+        return found
 
     async def ensure_running(self, repo: RepoRef) -> WorkerEndpoint:
         current = self._workers.get(repo.workspace_id)
