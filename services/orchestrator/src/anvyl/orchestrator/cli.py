@@ -98,7 +98,7 @@ def print_task(task: dict[str, Any], as_json: bool = False) -> None:
         calls = escape(", ".join(c["name"] for c in meta.get("tool_calls", [])))
         console.print(
             f"[dim]backend={meta.get('backend')} model={meta.get('model')} "
-            f"latency={meta.get('latency_s')}s tools=[{calls}] workspace={task.get('workspace_id')}[/]"
+            f"latency={meta.get('latency_s')}s tools=\\[{calls}] workspace={task.get('workspace_id')}[/]"
         )
 
 
