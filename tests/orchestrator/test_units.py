@@ -99,3 +99,10 @@ def test_the_cli_says_when_the_server_is_down() -> None:
     result = CliRunner().invoke(app, ["tasks", "show", "x", "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "cannot reach the orchestrator" in result.output
+
+
+def test_serve_refuses_a_public_address_without_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANVYL_API_KEYS", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0 without API keys" in result.output
