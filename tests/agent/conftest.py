@@ -168,7 +168,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> float:
 def container_info() -> Iterator[tuple[str, str, str]]:
     reason = _docker_ok()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(f"the container tests need Docker and the worker image: {reason}")
     name = f"anvyl-test-worker-{secrets.token_hex(4)}"
     volume = f"{name}-ws"
     token = secrets.token_urlsafe(24)
