@@ -52,8 +52,20 @@ class LocalRunner(abc.ABC):
     async def load(self) -> None:
         """Load weights once; later and concurrent calls return immediately."""
 
-    @abc.abstractmethod
-    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """The whole answer: the stream, gathered (its last chunk carries the counts)."""
+        parts: list[str] = []
+        last = GenerationChunk(text="")
+        async for chunk in self.stream(request):
+            parts.append(chunk.text)
+            last = chunk
+        return GenerationResult(
+            text="".join(parts),
+            finish_reason=last.finish_reason or "stop",
+            prompt_tokens=last.prompt_tokens,
+            completion_tokens=last.completion_tokens,
+            model_id=self.model,
+        )
 
     @abc.abstractmethod
     def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]: ...

@@ -16,7 +16,6 @@ from typing import Any
 from anvyl.gpt_oss.runners.base import (
     GenerationChunk,
     GenerationRequest,
-    GenerationResult,
     LocalRunner,
     RunnerUnavailable,
 )
@@ -81,20 +80,6 @@ class MlxRunner(LocalRunner):
             )
             if cancel.is_set():
                 return
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        parts: list[str] = []
-        last = GenerationChunk(text="")
-        async for chunk in self.stream(request):
-            parts.append(chunk.text)
-            last = chunk
-        return GenerationResult(
-            text="".join(parts),
-            finish_reason=last.finish_reason or "stop",
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            model_id=self.model,
-        )
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         await self.load()

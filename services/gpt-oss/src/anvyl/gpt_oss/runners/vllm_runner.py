@@ -14,7 +14,6 @@ from typing import Any
 from anvyl.gpt_oss.runners.base import (
     GenerationChunk,
     GenerationRequest,
-    GenerationResult,
     LocalRunner,
     RunnerUnavailable,
 )
@@ -69,20 +68,6 @@ class VllmRunner(LocalRunner):
                 prompt_tokens=len(output.prompt_token_ids or []),
                 completion_tokens=len(completion.token_ids),
             )
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        parts: list[str] = []
-        last = GenerationChunk(text="")
-        async for chunk in self.stream(request):
-            parts.append(chunk.text)
-            last = chunk
-        return GenerationResult(
-            text="".join(parts),
-            finish_reason=last.finish_reason or "stop",
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            model_id=self.model,
-        )
 
     async def close(self) -> None:
         async with self._load_lock:
