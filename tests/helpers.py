@@ -39,12 +39,14 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(env: dict[str, str], log: Path) -> Iterator[ServerProcess]:
+def running_server(
+    env: dict[str, str], log: Path, args: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
     """`anvyl serve` in its own process group, stopped (or killed) at the end whatever happens."""
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port)],
+            [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port), *args],
             env=os.environ | {"ANVYL_LOG_FORMAT": "json"} | env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

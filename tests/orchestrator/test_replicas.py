@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -65,6 +68,43 @@ async def test_two_processes_share_one_queue_and_run_each_of_50_tasks_exactly_on
             for task_events in events]  # fmt: skip
     assert all(len(r) == 1 for r in runs), "a task ran more than once"
     assert len({r[0] for r in runs}) == 2, "one process did all the work"
+
+
+async def test_serve_with_two_worker_processes_shares_one_port_and_one_queue(
+    postgres_url: str, docker_instance: str, tmp_path: Path
+) -> None:
+    """`anvyl serve --workers 2` on a fresh database: both processes migrate it at once (one waits
+    for the other), both answer on the one port, and both run tasks from the shared queue."""
+    repos = [make_git_repo(tmp_path / f"repo-{i}") for i in range(4)]
+    env = replica_env(postgres_url, docker_instance, tmp_path / "data")
+    with running_server(env, tmp_path / "serve.log", args=("--workers", "2")) as server:
+        async with httpx.AsyncClient(timeout=30) as http:
+            bodies = [{"query": "list files", "repo_url": str(repos[n % 4]), "mode": "background"}
+                      for n in range(40)]  # fmt: skip
+            accepted = await asyncio.gather(
+                *(http.post(f"{server.url}/orchestrate", json=body) for body in bodies)
+            )
+            ids = [response.json()["task_id"] for response in accepted]
+            tasks = [await wait_final(http, server.url, task_id) for task_id in ids]
+            events = [(await http.get(f"{server.url}/tasks/{t}/events",
+                                      params={"format": "json"})).json() for t in ids]  # fmt: skip
+    assert [t["status"] for t in tasks] == ["succeeded"] * 40, [t["error"] for t in tasks]
+    runners = {e["data"]["runner"] for task_events in events for e in task_events
+               if e["data"].get("status") == "running"}  # fmt: skip
+    assert len(runners) == 2, f"one process did all the work: {runners}"
+    log = (tmp_path / "serve.log").read_text()
+    assert log.count('"event": "orchestrator.started"') == 2, log[-3000:]
+
+
+def test_serve_refuses_worker_processes_on_sqlite(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "anvyl.orchestrator", "serve", "--workers", "2"],
+        env=os.environ | {"ANVYL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--workers needs PostgreSQL" in result.stderr
+    assert not (tmp_path / "a.db").exists()
 
 
 async def test_when_a_replica_is_killed_mid_task_the_other_one_finishes_it(

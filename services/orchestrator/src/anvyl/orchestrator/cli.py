@@ -108,9 +108,19 @@ def serve(
         str | None, typer.Option(help="bind address (default ANVYL_HOST or 127.0.0.1)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="port (default ANVYL_PORT or 8080)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="processes sharing the port and the task queue "
+            "(PostgreSQL only; each runs ANVYL_MAX_CONCURRENT_TASKS runners)",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the orchestrator's HTTP API."""
+    """Run the orchestrator's HTTP API and its task runners."""
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from anvyl.orchestrator.api.app import create_app
 
@@ -119,8 +129,18 @@ def serve(
     if not settings.api_keys and not is_loopback(settings.host):
         fail(f"refusing to listen on {settings.host} without API keys: set ANVYL_API_KEYS "
              "(comma-separated) or bind 127.0.0.1", 2)  # fmt: skip
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False)  # fmt: skip
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                               "log_level": "warning", "access_log": False}  # fmt: skip
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    if make_url(settings.effective_database_url).get_backend_name() != "postgresql":
+        fail("--workers needs PostgreSQL (ANVYL_DATABASE_URL=postgresql+asyncpg://...): SQLite is "
+             "the single-process embedded mode", 2)  # fmt: skip
+    # The worker processes build their app from the environment: pass the command line on.
+    os.environ.update(ANVYL_HOST=settings.host, ANVYL_PORT=str(settings.port))
+    uvicorn.run("anvyl.orchestrator.api.app:app_from_environment", factory=True, workers=workers,
+                **options)  # fmt: skip
 
 
 @app.command()

@@ -121,10 +121,20 @@ class TaskQueue:
             self._tasks.append(asyncio.create_task(self._reaper_loop(), name="reaper"))
         log.info("queue.started", owner=self.owner, runners=self.settings.max_concurrent_tasks)
 
-    def wake(self) -> None:
-        """New work (or a freed workspace): let one idle runner look now instead of at its next poll."""
+    def wake(self, workspace_id: str | None = None) -> None:
+        """New work (or a freed workspace): let one idle runner look now instead of at its next poll.
+
+        A new task of a workspace this process is running cannot start yet, and the runner that
+        finishes the workspace's current task looks next anyway: no runner is woken for it. (With a
+        backlog behind a busy workspace, every needless look is a scan of that backlog.)
+        """
+        if workspace_id is not None and workspace_id in self._busy_workspaces():
+            return
         with contextlib.suppress(asyncio.QueueFull):
             self._wakeups.put_nowait(None)
+
+    def _busy_workspaces(self) -> set[str]:
+        return {ctx.task.workspace_id for ctx, _ in self._running.values() if ctx.task.workspace_id}
 
     @property
     def running(self) -> int:
@@ -159,7 +169,7 @@ class TaskQueue:
                 continue
             self.wake()  # there may be more: let another idle runner look
             await self._run(task)
-            self.wake()  # the workspace is free: its next task may start
+            # The workspace is free: this runner looks again at once, so its next task starts.
 
     async def _claim(self) -> Task | None:
         if self.single_process:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import functools
 import json
 import time
 import uuid
@@ -155,6 +157,13 @@ class NoArgs(_Args):
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    # A copy: callers may adapt a schema to their provider.
+    return copy.deepcopy(_generated_schema(model))
+
+
+@functools.cache
+def _generated_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a JSON schema is slow (milliseconds per tool); the models do not change.
     schema = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():

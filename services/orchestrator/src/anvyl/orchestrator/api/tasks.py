@@ -25,14 +25,14 @@ from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.events import follow
 from anvyl.orchestrator.store import ALL_STATES, FINAL_STATES, IdempotencyConflict
-from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
+from anvyl.orchestrator.workspaces.repos import InvalidRepository, RepoRef, parse_repo
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: {"model": Problem}})
 SvcDep = Annotated[Services, Depends(services)]
 
 
-async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[str | None, str | None]:
-    """The repository URL and workspace id of a request; a workspace_id alone names a known one."""
+async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | None, str | None]:
+    """The repository and workspace id of a request; a workspace_id alone names a known one."""
     if body.repo_url is not None:
         try:
             repo = parse_repo(body.repo_url)
@@ -43,7 +43,7 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[str | None
                 422, f"workspace_id: {body.workspace_id!r} is not the workspace of repo_url "
                 f"({repo.workspace_id!r}); send one of them",
             )  # fmt: skip
-        return repo.url, repo.workspace_id
+        return repo, repo.workspace_id
     if body.workspace_id is not None:
         async with svc.db.session() as session:
             url = await session.scalar(
@@ -54,7 +54,7 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[str | None
             raise HTTPException(
                 422, f"workspace_id: no workspace {body.workspace_id!r}; send repo_url"
             )
-        return url, body.workspace_id
+        return parse_repo(url), body.workspace_id
     return None, None
 
 
@@ -90,13 +90,13 @@ async def orchestrate(
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
     if body.timeout_s is not None and body.timeout_s > svc.settings.max_task_timeout_s:
         raise HTTPException(422, f"timeout_s: at most {svc.settings.max_task_timeout_s:g} seconds")
-    repo_url, workspace_id = await _repo_for(svc, body)
+    repo, workspace_id = await _repo_for(svc, body)
     request_body = body.model_dump(mode="json")
-    if repo_url is not None:
-        request_body["repo_url"] = parse_repo(repo_url).display_url
+    if repo is not None:
+        request_body["repo_url"] = repo.display_url
     try:
         created = await svc.store.create(
-            query=body.query, repo_url=repo_url, workspace_id=workspace_id, request=request_body,
+            query=body.query, repo_url=repo.url if repo else None, workspace_id=workspace_id, request=request_body,
             timeout_s=body.timeout_s, idempotency_key=idempotency_key,
             request_hash=body.fingerprint() if idempotency_key else None,
         )  # fmt: skip
@@ -106,7 +106,7 @@ async def orchestrate(
         ) from None
     task = created.task
     if created.new:
-        svc.queue.wake()
+        svc.queue.wake(workspace_id)
     if "text/event-stream" in request.headers.get("accept", ""):
         return _sse(follow(svc.store, svc.bus, task.id))
     if body.mode == "background":

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from anvyl.orchestrator.db.migrations import upgrade_to_head
+
+_MIGRATION_LOCK_KEY = 0x616E76796C  # "anvyl": the advisory lock that serializes migrations
 
 
 class Database:
@@ -55,6 +57,11 @@ class Database:
     async def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""
         async with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # Replicas (and `anvyl serve --workers N`) start together: one migrates, the
+                # others wait here and then find the schema current.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                         {"key": _MIGRATION_LOCK_KEY})  # fmt: skip
             await connection.run_sync(upgrade_to_head)
 
     async def close(self) -> None:

@@ -49,7 +49,8 @@ class Base(DeclarativeBase):
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_status_created_at", "status", "created_at"),
+        # The claim scans queued tasks in (created_at, id) order: both in the index, no sort.
+        Index("ix_tasks_status_created_at_id", "status", "created_at", "id"),
         # The claim's "is this workspace busy / has it an earlier queued task" probes.
         Index("ix_tasks_workspace_status_created_at", "workspace_id", "status", "created_at"),
     )

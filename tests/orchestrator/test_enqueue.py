@@ -1,0 +1,122 @@
+"""The enqueue path: concurrent enqueues share transactions, and the claim stays cheap with a backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+
+from anvyl.orchestrator.db.engine import Database
+from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
+from anvyl.orchestrator.store import _PICK_NEXT, QUEUED, RUNNING, GroupCommit, TaskStore
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[TaskStore]:
+    db = Database(database_url)
+    await db.upgrade()
+    try:
+        yield TaskStore(db)
+    finally:
+        await db.close()
+
+
+def count_commits(db: Database) -> list[int]:
+    commits = [0]
+
+    def on_commit(_: Any) -> None:
+        commits[0] += 1
+
+    event.listen(db.engine.sync_engine, "commit", on_commit)
+    return commits
+
+
+async def test_concurrent_enqueues_are_written_together_each_with_its_first_event(
+    store: TaskStore,
+) -> None:
+    commits = count_commits(store.db)
+    created = await asyncio.gather(*(
+        store.create(query=f"task {n}", repo_url=None, workspace_id="ws", request={"n": n})
+        for n in range(100)
+    ))  # fmt: skip
+    assert all(c.new for c in created) and len({c.task.id for c in created}) == 100
+    assert commits[0] <= 3, f"{commits[0]} commits for 100 concurrent enqueues"
+    async with store.db.session() as session:
+        stored = set(await session.scalars(select(Task.id).where(Task.status == QUEUED)))
+        first_events = list(
+            await session.execute(select(TaskEvent.task_id, TaskEvent.seq, TaskEvent.data))
+        )
+    assert stored == {c.task.id for c in created}
+    assert sorted((task_id, seq) for task_id, seq, _ in first_events) == sorted(
+        (c.task.id, 1) for c in created
+    )
+    assert all(data == {"status": QUEUED} for _, _, data in first_events)
+
+
+async def test_one_enqueue_alone_is_written_at_once(store: TaskStore) -> None:
+    commits = count_commits(store.db)
+    created = await store.create(query="alone", repo_url=None, workspace_id=None, request={})
+    assert commits[0] == 1
+    stored = await store.get(created.task.id)
+    assert stored is not None and stored.status == QUEUED
+
+
+def task_row(task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    now = utcnow()
+    row: dict[str, Any] = {"id": task_id, "status": QUEUED, "query": "q", "repo_url": None, "workspace_id": None,
+           "request": {}, "meta": {}, "attempts": 0, "timeout_s": None, "cancel_requested": False,
+           "idempotency_key": None, "request_hash": None, "created_at": now}  # fmt: skip
+    return row, {"task_id": task_id, "seq": 1, "type": "status", "data": {}, "created_at": now}
+
+
+async def test_a_bad_row_fails_only_its_own_enqueue(store: TaskStore) -> None:
+    group = GroupCommit(store._insert_rows)
+    ids = [str(uuid.uuid4()) for _ in range(10)]
+    ids[7] = ids[3]  # the same id twice: the second one breaks the batch's transaction
+    results = await asyncio.gather(*(group.insert(*task_row(i)) for i in ids),
+                                   return_exceptions=True)  # fmt: skip
+    failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [7] and isinstance(results[7], IntegrityError)
+    async with store.db.session() as session:
+        count = await session.scalar(select(func.count()).select_from(Task))
+    assert count == 9
+
+
+async def test_the_claim_reads_queued_tasks_in_index_order_without_sorting() -> None:
+    """With the sort in a temporary B-tree SQLite tested every queued task on each claim."""
+    db = Database("sqlite+aiosqlite://")
+    await db.upgrade()
+    try:
+        sql = str(
+            _PICK_NEXT.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+        )
+        async with db.engine.connect() as connection:
+            plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]
+    finally:
+        await db.close()
+    assert any("ix_tasks_status_created_at_id" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+async def test_a_claim_behind_a_long_backlog_takes_the_head_of_the_idle_workspace(
+    store: TaskStore,
+) -> None:
+    start = utcnow()
+    rows = [{"id": str(uuid.uuid4()), "status": QUEUED, "query": "q", "workspace_id": "busy",
+             "request": {}, "meta": {}, "attempts": 0, "cancel_requested": False,
+             "created_at": start + timedelta(microseconds=n)} for n in range(3000)]  # fmt: skip
+    rows[0]["status"] = RUNNING
+    idle = [{**rows[1], "id": str(uuid.uuid4()), "workspace_id": "idle",
+             "created_at": start + timedelta(seconds=1, microseconds=n)} for n in range(2)]  # fmt: skip
+    async with store.db.transaction() as session:
+        await session.execute(insert(Task.metadata.tables["tasks"]), rows + idle)
+    claimed = await store.claim("runner", lease_s=30)
+    assert claimed is not None and claimed.id == idle[0]["id"]
+    assert await store.claim("runner", lease_s=30) is None  # the rest wait for their workspace
