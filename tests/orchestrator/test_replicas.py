@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import make_git_repo
-from tests.helpers import ServerProcess, running_server
+from tests.helpers import ServerProcess, read_sse, running_server
 
 
 def replica_env(database_url: str, instance: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -94,6 +94,47 @@ async def test_serve_with_two_worker_processes_shares_one_port_and_one_queue(
     assert len(runners) == 2, f"one process did all the work: {runners}"
     log = (tmp_path / "serve.log").read_text()
     assert log.count('"event": "orchestrator.started"') == 2, log[-3000:]
+
+
+async def test_an_api_only_process_hands_its_tasks_to_a_runner_process_and_streams_them_live(
+    postgres_url: str, docker_instance: str, sample_repo: Path, tmp_path: Path
+) -> None:
+    """ANVYL_MAX_CONCURRENT_TASKS=0 runs no task; LISTEN/NOTIFY wakes the runner process at once
+    (its own polling is set to 60 s here, so a task that starts came by the notification) and
+    wakes the API process's stream at each event the runner process writes."""
+    runner_env = replica_env(postgres_url, docker_instance, tmp_path / "data-runner",
+                             ANVYL_QUEUE_POLL_S="60")  # fmt: skip
+    api_env = replica_env(postgres_url, docker_instance, tmp_path / "data-api",
+                          ANVYL_MAX_CONCURRENT_TASKS="0")  # fmt: skip
+    with (
+        running_server(runner_env, tmp_path / "runner.log") as runner,
+        running_server(api_env, tmp_path / "api.log") as api,
+    ):
+        async with httpx.AsyncClient(timeout=30) as http:
+            body = {"query": "run `echo one; sleep 1; echo two`", "repo_url": str(sample_repo)}
+            async with asyncio.timeout(40), http.stream(
+                "POST", f"{api.url}/orchestrate", json=body,
+                headers={"Accept": "text/event-stream"},
+            ) as response:  # fmt: skip
+                assert response.status_code == 200
+                events = await read_sse(response)
+    result = events[-1]["data"]["data"]
+    assert events[-1]["event"] == "result" and result["status"] == "succeeded", result
+    assert "one" in result["result"] and "two" in result["result"]
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+    running = next(e for e in events if e["data"]["data"].get("status") == "running")
+    assert f"-{runner.process.pid}-" in running["data"]["data"]["runner"]
+
+
+def test_an_api_only_process_needs_postgresql(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "anvyl.orchestrator", "serve"],
+        env=os.environ | {"ANVYL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
+                          "ANVYL_MAX_CONCURRENT_TASKS": "0"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "needs PostgreSQL" in result.stderr
 
 
 def test_serve_refuses_worker_processes_on_sqlite(tmp_path: Path) -> None:

@@ -129,12 +129,16 @@ def serve(
     if not settings.api_keys and not is_loopback(settings.host):
         fail(f"refusing to listen on {settings.host} without API keys: set ANVYL_API_KEYS "
              "(comma-separated) or bind 127.0.0.1", 2)  # fmt: skip
+    postgres = make_url(settings.effective_database_url).get_backend_name() == "postgresql"
+    if settings.max_concurrent_tasks == 0 and not postgres:
+        fail("ANVYL_MAX_CONCURRENT_TASKS=0 (an API-only process) needs PostgreSQL, where other "
+             "`anvyl serve` processes run the tasks: with SQLite this process is the only one", 2)  # fmt: skip
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
                                "log_level": "warning", "access_log": False}  # fmt: skip
     if workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
-    if make_url(settings.effective_database_url).get_backend_name() != "postgresql":
+    if not postgres:
         fail("--workers needs PostgreSQL (ANVYL_DATABASE_URL=postgresql+asyncpg://...): SQLite is "
              "the single-process embedded mode", 2)  # fmt: skip
     # The worker processes build their app from the environment: pass the command line on.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 from anvyl.orchestrator.db.tables import TaskEvent
@@ -17,8 +17,17 @@ class EventBus:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Passes this process's wake-ups on to the other processes (PostgreSQL LISTEN/NOTIFY).
+        self.relay: Callable[[str], None] | None = None
 
     def notify(self, task_id: str) -> None:
+        """The task has new events, written by this process."""
+        self.notify_local(task_id)
+        if self.relay is not None:
+            self.relay(task_id)
+
+    def notify_local(self, task_id: str) -> None:
+        """The task has new events: wake this process's streams only."""
         for waiter in self._waiters.get(task_id, ()):
             waiter.set()
 

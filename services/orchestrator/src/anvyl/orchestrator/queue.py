@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, Protocol
@@ -102,11 +103,21 @@ class TaskQueue:
         )  # SQLite has no SKIP LOCKED: claims in one process are serial
         # Wake-up tokens: one per new task (or freed workspace) wakes one idle runner; a token put
         # while every runner is busy waits for the next one that looks, so none is lost.
-        self._wakeups: asyncio.Queue[None] = asyncio.Queue(maxsize=settings.max_concurrent_tasks)
+        self._wakeups: asyncio.Queue[None] = asyncio.Queue(
+            maxsize=max(settings.max_concurrent_tasks, 1)
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, tuple[RunContext, asyncio.Task[None]]] = {}
+        # Tells the other processes of a new task (PostgreSQL LISTEN/NOTIFY), so that an API-only
+        # process's tasks start at once on a runner process instead of at its next poll.
+        self.relay: Callable[[str | None], None] | None = None
 
     async def start(self) -> None:
+        if self.settings.max_concurrent_tasks == 0 and self.single_process:
+            raise ValueError(
+                "ANVYL_MAX_CONCURRENT_TASKS=0 (an API-only process) needs PostgreSQL, where other "
+                "processes run the tasks; with SQLite this process is the only one that can"
+            )
         if self._lock is not None:
             self._lock.acquire()
             # One process: whatever is still active was orphaned by our previous process.
@@ -120,6 +131,12 @@ class TaskQueue:
         if not self.single_process:
             self._tasks.append(asyncio.create_task(self._reaper_loop(), name="reaper"))
         log.info("queue.started", owner=self.owner, runners=self.settings.max_concurrent_tasks)
+
+    def enqueued(self, workspace_id: str | None) -> None:
+        """A task was just queued by this process: wake a runner here and in the other processes."""
+        self.wake(workspace_id)
+        if self.relay is not None:
+            self.relay(workspace_id)
 
     def wake(self, workspace_id: str | None = None) -> None:
         """New work (or a freed workspace): let one idle runner look now instead of at its next poll.

@@ -97,7 +97,10 @@ class Settings(BaseSettings):
     # Tasks and the queue.
     max_query_chars: int = Field(default=20_000, gt=0)
     tool_timeout_s: float = Field(default=120.0, gt=0)
-    max_concurrent_tasks: int = Field(default=4, ge=1, le=256)
+    max_concurrent_tasks: int = Field(
+        default=4, ge=0, le=256,
+        description="task runners in this process; 0: an API-only process (PostgreSQL only)",
+    )  # fmt: skip
     default_task_timeout_s: float = Field(default=1800.0, gt=0)
     max_task_timeout_s: float = Field(default=6 * 3600.0, gt=0)
     task_lease_s: float = Field(default=15.0, ge=1, description="a runner renews its task's lease")

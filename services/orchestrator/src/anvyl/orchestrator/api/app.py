@@ -29,6 +29,7 @@ from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.mcp_client import McpToolbox, load_mcp_servers
 from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.notify import CrossProcessWakeups
 from anvyl.orchestrator.queue import TaskQueue
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.store import TaskStore
@@ -119,10 +120,20 @@ def create_app(settings: Settings) -> FastAPI:
         await mcp.start()
         executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp)
         queue = TaskQueue(settings, store, executor, metrics)
+        wakeups = (
+            CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
+                                on_task_event=bus.notify_local)
+            if db.dialect == "postgresql" else None
+        )  # fmt: skip
         try:
+            if wakeups is not None:
+                await wakeups.start()
+                bus.relay, queue.relay = wakeups.task_event, wakeups.task_queued
             await workspaces.adopt()
             await queue.start()
         except BaseException:
+            if wakeups is not None:
+                await wakeups.close()
             await mcp.close()
             await workspaces.close()
             await db.close()
@@ -145,6 +156,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             janitor.cancel()
             await queue.stop()
+            if wakeups is not None:
+                await wakeups.close()
             await mcp.close()
             if router is not None:
                 await router.aclose()

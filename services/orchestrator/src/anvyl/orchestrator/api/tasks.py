@@ -106,7 +106,7 @@ async def orchestrate(
         ) from None
     task = created.task
     if created.new:
-        svc.queue.wake(workspace_id)
+        svc.queue.enqueued(workspace_id)
     if "text/event-stream" in request.headers.get("accept", ""):
         return _sse(follow(svc.store, svc.bus, task.id))
     if body.mode == "background":
