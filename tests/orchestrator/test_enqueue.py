@@ -95,7 +95,9 @@ async def test_the_claim_reads_queued_tasks_in_index_order_without_sorting() -> 
     await db.upgrade()
     try:
         sql = str(
-            _PICK_NEXT.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+            _PICK_NEXT.params(busy=["a-busy-workspace"]).compile(
+                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+            )
         )
         async with db.engine.connect() as connection:
             plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]

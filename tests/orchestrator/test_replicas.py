@@ -43,8 +43,10 @@ async def test_two_processes_share_one_queue_and_run_each_of_50_tasks_exactly_on
     repos = [make_git_repo(tmp_path / f"repo-{i}") for i in range(5)]
     with ExitStack() as stack:
         servers: list[ServerProcess] = [
+            # Two runners each for five workspaces: one replica alone cannot take all the work.
             stack.enter_context(running_server(
-                replica_env(postgres_url, docker_instance, tmp_path / f"data-{i}"), tmp_path / f"s{i}.log"))
+                replica_env(postgres_url, docker_instance, tmp_path / f"data-{i}",
+                            ANVYL_MAX_CONCURRENT_TASKS="2"), tmp_path / f"s{i}.log"))
             for i in range(2)
         ]  # fmt: skip
         async with httpx.AsyncClient(timeout=30) as http:
@@ -75,12 +77,15 @@ async def test_serve_with_two_worker_processes_shares_one_port_and_one_queue(
 ) -> None:
     """`anvyl serve --workers 2` on a fresh database: both processes migrate it at once (one waits
     for the other), both answer on the one port, and both run tasks from the shared queue."""
-    repos = [make_git_repo(tmp_path / f"repo-{i}") for i in range(4)]
-    env = replica_env(postgres_url, docker_instance, tmp_path / "data")
+    # Two runners per process and six workspaces busy for a second each: one process alone
+    # cannot take all the work, so the test does not depend on which process accepts a request.
+    repos = [make_git_repo(tmp_path / f"repo-{i}") for i in range(6)]
+    env = replica_env(postgres_url, docker_instance, tmp_path / "data",
+                      ANVYL_MAX_CONCURRENT_TASKS="2")  # fmt: skip
     with running_server(env, tmp_path / "serve.log", args=("--workers", "2")) as server:
         async with httpx.AsyncClient(timeout=30) as http:
-            bodies = [{"query": "list files", "repo_url": str(repos[n % 4]), "mode": "background"}
-                      for n in range(40)]  # fmt: skip
+            bodies = [{"query": "run `sleep 1; echo done`", "repo_url": str(repos[n % 6]),
+                       "mode": "background"} for n in range(12)]  # fmt: skip
             accepted = await asyncio.gather(
                 *(http.post(f"{server.url}/orchestrate", json=body) for body in bodies)
             )
@@ -88,7 +93,7 @@ async def test_serve_with_two_worker_processes_shares_one_port_and_one_queue(
             tasks = [await wait_final(http, server.url, task_id) for task_id in ids]
             events = [(await http.get(f"{server.url}/tasks/{t}/events",
                                       params={"format": "json"})).json() for t in ids]  # fmt: skip
-    assert [t["status"] for t in tasks] == ["succeeded"] * 40, [t["error"] for t in tasks]
+    assert [t["status"] for t in tasks] == ["succeeded"] * 12, [t["error"] for t in tasks]
     runners = {e["data"]["runner"] for task_events in events for e in task_events
                if e["data"].get("status") == "running"}  # fmt: skip
     assert len(runners) == 2, f"one process did all the work: {runners}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -30,18 +30,21 @@ ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
 RESULT_EVENT = "result"  # the last event of every task
 
 
-def _pick_next_statement() -> Select[str]:
-    """The oldest queued task whose workspace is idle and has no earlier queued task.
+def _pick_next_statement() -> Select[str, str | None]:
+    """The oldest queued task outside the busy workspaces (a list, bound at each claim) that has no
+    earlier queued task in its workspace.
 
-    Built once: constructing it per claim was a measurable share of the server's CPU.
+    The busy workspaces come as a list rather than as a correlated subquery: with the subquery,
+    PostgreSQL chose a hash anti-join over every queued task and a sort (80 ms per claim with
+    15,000 queued), where with the list it walks the (status, created_at, id) index and stops at
+    the first task it can take. Built once: constructing it per claim was a measurable share of the
+    server's CPU.
     """
     candidate = aliased(Task, name="candidate")
-    same_workspace = Task.workspace_id == candidate.workspace_id
-    busy = select(Task.id).where(same_workspace, Task.status.in_(ACTIVE_STATES)).exists()
     earlier = (
         select(Task.id)
         .where(
-            same_workspace,
+            Task.workspace_id == candidate.workspace_id,
             Task.status == QUEUED,
             # The first term bounds the index range: without it, the OR made every claim walk all
             # the queued tasks of the workspace (milliseconds per claim with a few thousand).
@@ -50,9 +53,11 @@ def _pick_next_statement() -> Select[str]:
         )
         .exists()
     )
+    idle = or_(candidate.workspace_id.is_(None),
+               candidate.workspace_id.not_in(bindparam("busy", expanding=True)))  # fmt: skip
     return (
-        select(candidate.id)
-        .where(candidate.status == QUEUED, ~busy, ~earlier)
+        select(candidate.id, candidate.workspace_id)
+        .where(candidate.status == QUEUED, idle, ~earlier)
         .order_by(candidate.created_at, candidate.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -60,6 +65,11 @@ def _pick_next_statement() -> Select[str]:
 
 
 _PICK_NEXT = _pick_next_statement()
+_BUSY_WORKSPACES = (
+    select(Task.workspace_id)
+    .where(Task.status.in_(ACTIVE_STATES), Task.workspace_id.is_not(None))
+    .distinct()
+)
 _INSERT_TASKS = insert(Task.metadata.tables["tasks"])
 _INSERT_EVENTS = insert(Task.metadata.tables["task_events"])
 
@@ -300,9 +310,21 @@ class TaskStore:
         """
         now = utcnow()
         async with self.db.transaction() as session:
-            task_id = await session.scalar(_PICK_NEXT)
-            if task_id is None:
+            busy = list(await session.scalars(_BUSY_WORKSPACES))
+            picked = (await session.execute(_PICK_NEXT, {"busy": busy})).first()
+            if picked is None:
                 return None
+            task_id, workspace_id = picked
+            if workspace_id is not None and self.db.dialect != "sqlite":
+                # The busy list was read before the pick, which has its own snapshot: a replica
+                # may have started a task of this workspace in between. Look again, now that this
+                # task is locked (SQLite needs no second look: its writers take turns).
+                started = await session.scalar(
+                    select(Task.id).where(Task.workspace_id == workspace_id,
+                                          Task.status.in_(ACTIVE_STATES)).limit(1)
+                )  # fmt: skip
+                if started is not None:
+                    return None
             await session.execute(
                 update(Task)
                 .where(Task.id == task_id)
