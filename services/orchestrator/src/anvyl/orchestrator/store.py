@@ -223,17 +223,28 @@ class TaskStore:
 
     # Events -----------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _append(session: AsyncSession, task_id: str, type_: str, data: dict[str, Any]) -> int:
-        # The task row's lock serializes writers of this task's events (a no-op on SQLite,
-        # where the write transaction already excludes every other writer).
-        await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
-        last = await session.scalar(
-            select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)
-        )
-        seq = int(last or 0) + 1
-        session.add(TaskEvent(task_id=task_id, seq=seq, type=type_, data=data))
-        return seq
+    async def _append(
+        self, session: AsyncSession, task_id: str, type_: str, data: dict[str, Any]
+    ) -> int:
+        return await self._append_all(session, task_id, [(type_, data, utcnow())])
+
+    async def _append_all(
+        self,
+        session: AsyncSession,
+        task_id: str,
+        events: list[tuple[str, dict[str, Any], datetime]],
+    ) -> int:
+        """Append events numbered after the task's last one; returns the last number."""
+        if self.db.dialect != "sqlite":
+            # The task row's lock serializes writers of this task's events. SQLite needs none: its
+            # write transaction already excludes every other writer.
+            await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
+        last = int(await session.scalar(
+            select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)) or 0)  # fmt: skip
+        rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
+                for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
+        await session.execute(_INSERT_EVENTS, rows)
+        return last + len(rows)
 
     async def last_seq(self, task_id: str) -> int:
         async with self.db.session() as session:
@@ -284,13 +295,7 @@ class TaskStore:
     ) -> int:
         """Append several (type, data, when) events in one transaction, numbered in order."""
         async with self.db.transaction() as session:
-            await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
-            last = int(await session.scalar(
-                select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)) or 0)  # fmt: skip
-            rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
-                    for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
-            await session.execute(insert(TaskEvent), rows)
-            return last + len(rows)
+            return await self._append_all(session, task_id, events)
 
     async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
         async with self.db.transaction() as session:
@@ -325,7 +330,7 @@ class TaskStore:
                 )  # fmt: skip
                 if started is not None:
                     return None
-            await session.execute(
+            claimed = await session.scalars(
                 update(Task)
                 .where(Task.id == task_id)
                 .values(
@@ -336,9 +341,10 @@ class TaskStore:
                     started_at=now,
                     cancel_requested=False,
                 )
+                .returning(Task)
             )
+            task: Task = claimed.one()
             await self._append(session, task_id, "status", {"status": RUNNING, "runner": owner})
-            task: Task | None = await session.get(Task, task_id, populate_existing=True)
             return task
 
     async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
@@ -406,11 +412,11 @@ class TaskStore:
             )
             if changed.first() is None:
                 return False
-            await self._append(session, task_id, "status", {"status": status})
-            await self._append(
-                session, task_id, RESULT_EVENT,
-                {"status": status, "result": result, "error": error, "metadata": metadata or {}},
-            )  # fmt: skip
+            now = utcnow()
+            result_data = {"status": status, "result": result, "error": error,
+                           "metadata": metadata or {}}  # fmt: skip
+            await self._append_all(session, task_id, [("status", {"status": status}, now),
+                                                      (RESULT_EVENT, result_data, now)])  # fmt: skip
             return True
 
     async def release(self, task_id: str, owner: str) -> bool:

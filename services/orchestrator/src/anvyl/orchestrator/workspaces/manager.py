@@ -155,22 +155,15 @@ class WorkspaceManager:
             await cached[1].aclose()
 
     async def _record(self, repo: RepoRef, status: str) -> None:
+        # Two per task (busy, then idle): a plain UPDATE, with an INSERT the first time only.
+        values = {"status": status, "repo_url": repo.display_url, "backend": self.backend.name}
         async with self.db.transaction() as session:
-            row = await session.get(WorkspaceRow, repo.workspace_id)
-            if row is None:
-                session.add(
-                    WorkspaceRow(
-                        id=repo.workspace_id,
-                        repo_url=repo.display_url,
-                        backend=self.backend.name,
-                        status=status,
-                    )
-                )
-            else:
-                row.status = status
-                row.repo_url = repo.display_url
-                row.backend = self.backend.name
-                row.last_used_at = utcnow()
+            updated = await session.execute(
+                update(WorkspaceRow).where(WorkspaceRow.id == repo.workspace_id)
+                .values(**values, last_used_at=utcnow()).returning(WorkspaceRow.id)
+            )  # fmt: skip
+            if updated.first() is None:
+                session.add(WorkspaceRow(id=repo.workspace_id, **values))
 
     # Lifecycle: adoption at start-up, idle stop and retention, listing and removal -----------------
 
