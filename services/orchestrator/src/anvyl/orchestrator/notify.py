@@ -76,6 +76,8 @@ class CrossProcessWakeups:
     async def _connect(self) -> None:
         connection = await asyncpg.connect(self._dsn, timeout=10)
         await connection.add_listener(CHANNEL, self._received)
+        # A lost connection also loses the LISTEN: reconnect at once, not at the next notice sent.
+        connection.add_termination_listener(lambda _: self._has_mail.set())
         self._connection = connection
 
     async def _disconnect(self) -> None:
@@ -93,16 +95,19 @@ class CrossProcessWakeups:
                 if self._connection is None or self._connection.is_closed():
                     await self._disconnect()
                     await self._connect()
+                    log.info("wakeups.reconnected")
                 assert self._connection is not None
-                await self._connection.execute(
-                    "SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m", CHANNEL, batch,
-                    timeout=5,
-                )  # fmt: skip
+                if batch:
+                    await self._connection.execute(
+                        "SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m", CHANNEL, batch,
+                        timeout=5,
+                    )  # fmt: skip
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 # Dropped notices only delay the others (they poll); try again on a new connection.
                 log.warning("wakeups.send_failed", error=repr(exc), dropped=len(batch))
                 await self._disconnect()
                 await asyncio.sleep(_RECONNECT_S)
+                self._has_mail.set()  # look again: reconnect even if nothing more is sent
 
     def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         origin, _, rest = payload.partition(" ")
