@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
+from anvyl.orchestrator.llm.testing import refused_port
 from anvyl.orchestrator.store import _PICK_NEXT, QUEUED, RUNNING, GroupCommit, TaskStore
 
 
@@ -122,3 +123,24 @@ async def test_a_claim_behind_a_long_backlog_takes_the_head_of_the_idle_workspac
     claimed = await store.claim("runner", lease_s=30)
     assert claimed is not None and claimed.id == idle[0]["id"]
     assert await store.claim("runner", lease_s=30) is None  # the rest wait for their workspace
+
+
+async def test_when_the_database_is_down_every_waiting_enqueue_fails_at_once() -> None:
+    db = Database(f"postgresql+asyncpg://anvyl:secret@127.0.0.1:{refused_port()}/anvyl")
+    store = TaskStore(db)
+    attempts = 0
+
+    async def counted_write(tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        nonlocal attempts
+        attempts += 1
+        await store._insert_rows(tasks, events)
+
+    group = GroupCommit(counted_write)
+    try:
+        results = await asyncio.gather(
+            *(group.insert(*task_row(str(uuid.uuid4()))) for _ in range(20)), return_exceptions=True
+        )
+    finally:
+        await db.close()
+    assert all(isinstance(r, OSError | SQLAlchemyError) for r in results), results
+    assert attempts == 1  # not one more try per waiting request

@@ -113,7 +113,7 @@ class GroupCommit:
                                     self._pending[self._max_batch :])  # fmt: skip
             try:
                 await self._write([t for t, _, _ in batch], [e for _, e, _ in batch])
-            except Exception as exc:
+            except IntegrityError as exc:
                 if len(batch) == 1:
                     _settle(batch[0][2], exc)
                     continue
@@ -125,6 +125,11 @@ class GroupCommit:
                         _settle(future, one)
                     else:
                         _settle(future, None)
+            except Exception as exc:
+                # The database itself failed (unreachable, timed out): the whole batch fails at
+                # once, rather than each request waiting for a try of its own.
+                for _, _, future in batch:
+                    _settle(future, exc)
             else:
                 for _, _, future in batch:
                     _settle(future, None)
