@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
+from anvyl.orchestrator.api.app import create_app
 from anvyl.orchestrator.db.tables import Task
+from anvyl.orchestrator.notify import asyncpg_dsn
+from anvyl.orchestrator.settings import Settings
 from tests.orchestrator.conftest import OrchestratorFactory
 
 
@@ -62,3 +68,41 @@ async def test_an_unknown_task_is_404(make_orchestrator: OrchestratorFactory) ->
         response = await orch.http.get("/tasks/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert "no task with id" in response.json()["detail"]
+
+
+async def test_while_the_database_refuses_connections_requests_get_503_then_work_again(
+    postgres_url: str, instance: str, sample_repo: Path, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url, instance=instance,
+                        workspace_backend="local", log_format="json")  # fmt: skip
+    app = create_app(settings)
+    name = make_url(postgres_url).database
+    admin = await asyncpg.connect(asyncpg_dsn(postgres_url).rsplit("/", 1)[0] + "/postgres")
+    body = {"query": "list files", "repo_url": str(sample_repo), "mode": "background"}
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        ):
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            refused = await http.post("/orchestrate", json=body)
+            listed = await http.get("/tasks")
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            for _ in range(20):  # the pool replaces the connections it lost, one failure each
+                accepted = await http.post("/orchestrate", json=body)
+                if accepted.status_code != 503:
+                    break
+            tasks = (await http.get("/tasks")).json()["tasks"]
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "database did not answer, retry later" in refused.json()["detail"]
+    assert listed.status_code == 503
+    assert accepted.status_code == 202, accepted.text
+    assert [t["task_id"] for t in tasks] == [
+        accepted.json()["task_id"]
+    ]  # the refused one left nothing

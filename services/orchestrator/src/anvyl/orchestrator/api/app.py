@@ -9,11 +9,13 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.api import tasks
@@ -179,6 +181,16 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(
             Problem(detail=_describe(errors), errors=errors).model_dump(), status_code=422
         )
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(ConnectionError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database (or the connection to it) failed, not the request: 503, so clients retry.
+        log.warning("database.unavailable", error=repr(exc), path=request.url.path)
+        detail = f"the orchestrator's database did not answer, retry later ({type(exc).__name__})"
+        return JSONResponse(Problem(detail=detail).model_dump(), status_code=503,
+                            headers={"Retry-After": "1"})  # fmt: skip
 
     @app.get("/health")
     async def health() -> dict[str, str]:
