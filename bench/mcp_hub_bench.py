@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from rich.table import Table
 from anvyl.mcp_hub.audit import configure_logging
 from anvyl.mcp_hub.servers.infra import InfraTools, create_infra_server
 from anvyl.mcp_hub.settings import HubSettings
+from common import free_port
 
 TOKEN = "bench-token"
 TOOLS = ("get_host_info", "get_host_resources")
@@ -39,13 +39,6 @@ MODES: dict[str, dict[str, str]] = {
         "ANVYL_MCP_HUB_JSON_RESPONSE": "true",
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from common import free_port
+
 # LiteLLM fetches a price map from GitHub at import; there is no network here.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -65,13 +67,6 @@ async def canned_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "headers": [(b"content-type", content_type),
                             (b"content-length", str(len(payload)).encode())]})  # fmt: skip
     await send({"type": "http.response.body", "body": payload})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:

@@ -42,7 +42,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,18 +54,14 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from common import free_port, interrupt, kill_processes_mentioning
+
 POSTGRES_URL = os.environ.get(
     "ANVYL_BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
 TARGET_P50_MS, TARGET_P99_MS, TARGET_START_MS = 10.0, 50.0, 50.0
 SETUPS = ("sqlite", "postgres", "postgres-split", "postgres-x2")
 SERVER_GROUPS: list[int] = []  # process groups of the running `anvyl serve` processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -83,20 +78,6 @@ def make_git_repo(root: Path) -> Path:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
         subprocess.run([*git, *args], cwd=root, check=True, timeout=30)
     return root
-
-
-def kill_processes_mentioning(marker: str) -> None:
-    """Kill (by pid) any process left whose command line names our temp dir (orphaned workers)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def group_cpu_seconds(groups: list[int]) -> float:
@@ -376,10 +357,6 @@ async def main_async(args: argparse.Namespace) -> int:
         cells = [measure, *(tables[s].get(measure, "-") for s in setups)]
         print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
     return 0
-
-
-def interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> int:

@@ -46,6 +46,7 @@ from anvyl.orchestrator.workspaces.docker_backend import DockerBackend
 from anvyl.orchestrator.workspaces.local_backend import LocalBackend, bwrap_path
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
 from anvyl.orchestrator.workspaces.repos import RepoRef, parse_repo
+from common import interrupt, kill_processes_mentioning
 
 IMAGE = os.environ.get("ANVYL_AGENT_IMAGE", "anvyl/agent:dev")
 Row = tuple[str, str, float, float, str]  # measure, unit, median, p95, target
@@ -305,19 +306,6 @@ def remove_instance(instance: str) -> None:
         client.close()
 
 
-def kill_processes_mentioning(marker: str) -> None:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
 async def main_async(args: argparse.Namespace) -> int:
     instance = f"wb{secrets.token_hex(4)}"
     tmp = Path(tempfile.mkdtemp(prefix="anvyl-ws-bench-"))
@@ -358,10 +346,6 @@ async def main_async(args: argparse.Namespace) -> int:
         for name, ms in profile:
             print(f"  {ms:8.1f}  {name}")
     return 0
-
-
-def interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> int:
