@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Select, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
@@ -30,6 +29,11 @@ ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
 RESULT_EVENT = "result"  # the last event of every task
 
 
+_TASKS = Task.metadata.tables["tasks"]
+_EVENTS = Task.metadata.tables["task_events"]
+T, E = _TASKS.c, _EVENTS.c
+
+
 def _pick_next_statement() -> Select[str, str | None]:
     """The oldest queued task outside the busy workspaces (a list, bound at each claim) that has no
     earlier queued task in its workspace.
@@ -37,41 +41,113 @@ def _pick_next_statement() -> Select[str, str | None]:
     The busy workspaces come as a list rather than as a correlated subquery: with the subquery,
     PostgreSQL chose a hash anti-join over every queued task and a sort (80 ms per claim with
     15,000 queued), where with the list it walks the (status, created_at, id) index and stops at
-    the first task it can take. Built once: constructing it per claim was a measurable share of the
-    server's CPU.
+    the first task it can take.
     """
-    candidate = aliased(Task, name="candidate")
+    candidate = _TASKS.alias("candidate")
     earlier = (
-        select(Task.id)
+        select(T.id)
         .where(
-            Task.workspace_id == candidate.workspace_id,
-            Task.status == QUEUED,
+            T.workspace_id == candidate.c.workspace_id,
+            T.status == QUEUED,
             # The first term bounds the index range: without it, the OR made every claim walk all
             # the queued tasks of the workspace (milliseconds per claim with a few thousand).
-            Task.created_at <= candidate.created_at,
-            or_(Task.created_at < candidate.created_at, Task.id < candidate.id),
+            T.created_at <= candidate.c.created_at,
+            or_(T.created_at < candidate.c.created_at, T.id < candidate.c.id),
         )
         .exists()
     )
-    idle = or_(candidate.workspace_id.is_(None),
-               candidate.workspace_id.not_in(bindparam("busy", expanding=True)))  # fmt: skip
+    idle = or_(candidate.c.workspace_id.is_(None),
+               candidate.c.workspace_id.not_in(bindparam("busy", expanding=True)))  # fmt: skip
     return (
-        select(candidate.id, candidate.workspace_id)
-        .where(candidate.status == QUEUED, idle, ~earlier)
-        .order_by(candidate.created_at, candidate.id)
+        select(candidate.c.id, candidate.c.workspace_id)
+        .where(candidate.c.status == QUEUED, idle, ~earlier)
+        .order_by(candidate.c.created_at, candidate.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
 
 
+# The statements of the hot paths, built once with named parameters: SQLAlchemy then reuses their
+# cache keys and compiled forms, where a statement built per call is traversed and keyed each time.
 _PICK_NEXT = _pick_next_statement()
 _BUSY_WORKSPACES = (
-    select(Task.workspace_id)
-    .where(Task.status.in_(ACTIVE_STATES), Task.workspace_id.is_not(None))
+    select(T.workspace_id)
+    .where(T.status.in_(ACTIVE_STATES), T.workspace_id.is_not(None))
     .distinct()
 )
-_INSERT_TASKS = insert(Task.metadata.tables["tasks"])
-_INSERT_EVENTS = insert(Task.metadata.tables["task_events"])
+_INSERT_TASKS = insert(_TASKS)
+_INSERT_EVENTS = insert(_EVENTS)
+_GET = select(_TASKS).where(T.id == bindparam("task_id"))
+_BY_IDEMPOTENCY_KEY = select(_TASKS).where(T.idempotency_key == bindparam("key"))
+_LOCK = select(T.id).where(T.id == bindparam("task_id")).with_for_update()
+_LAST_SEQ = select(func.max(E.seq)).where(E.task_id == bindparam("task_id"))
+_EVENTS_AFTER = (
+    select(_EVENTS)
+    .where(E.task_id == bindparam("task_id"), E.seq > bindparam("after"))
+    .order_by(E.seq)
+)
+_WORKSPACE_ACTIVE = (
+    select(T.id)
+    .where(T.workspace_id == bindparam("workspace_id"), T.status.in_(ACTIVE_STATES))
+    .limit(1)
+)
+_LEASED = (T.id == bindparam("task_id"), T.lease_owner == bindparam("owner"),
+           T.status.in_(ACTIVE_STATES))  # fmt: skip
+_CLAIM = (
+    update(_TASKS)
+    .where(T.id == bindparam("task_id"))
+    .values(status=RUNNING, lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires"),
+            attempts=T.attempts + 1, started_at=bindparam("now"), cancel_requested=False)
+    .returning(*_TASKS.c)
+)  # fmt: skip
+_HEARTBEAT = (
+    update(_TASKS).where(*_LEASED).values(lease_expires_at=bindparam("expires"))
+    .returning(T.cancel_requested)
+)  # fmt: skip
+_SET_STATUS = update(_TASKS).where(*_LEASED).values(status=bindparam("new_status")).returning(T.id)
+_RELEASE = (
+    update(_TASKS).where(*_LEASED)
+    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, attempts=T.attempts - 1)
+    .returning(T.id)
+)  # fmt: skip
+_FLAG_CANCEL = (
+    update(_TASKS).where(T.id == bindparam("task_id"), T.status.in_(ACTIVE_STATES))
+    .values(cancel_requested=True).returning(T.status)
+)  # fmt: skip
+_REQUEUE = (
+    update(_TASKS).where(T.id == bindparam("task_id"))
+    .values(status=QUEUED, lease_owner=None, lease_expires_at=None)
+)  # fmt: skip
+
+
+def _finish_statement(by_owner: bool, from_states: tuple[str, ...] | None) -> Update:
+    condition = [T.id == bindparam("task_id"), T.status.not_in(FINAL_STATES)]
+    if from_states is not None:
+        condition.append(T.status.in_(from_states))
+    if by_owner:
+        condition.append(T.lease_owner == bindparam("owner"))
+    return (
+        update(_TASKS)
+        .where(*condition)
+        .values({T.status: bindparam("new_status", type_=T.status.type),
+                 T.result: bindparam("new_result", type_=T.result.type),
+                 T.error: bindparam("new_error", type_=T.error.type),
+                 T["metadata"]: bindparam("new_metadata", type_=T["metadata"].type),
+                 T.finished_at: bindparam("now", type_=T.finished_at.type),
+                 T.lease_owner: None, T.lease_expires_at: None})
+        .returning(T.id)
+    )  # fmt: skip
+
+
+_FINISH: dict[tuple[bool, tuple[str, ...] | None], Update] = {(by_owner, states): _finish_statement(by_owner, states)
+           for by_owner in (True, False) for states in (None, (QUEUED,))}  # fmt: skip
+
+
+def _task(row: Row[Any]) -> Task:
+    """A Task from a row of the tasks table (the column "metadata" is the attribute `meta`)."""
+    values = dict(row._mapping)
+    values["meta"] = values.pop("metadata")
+    return Task(**values)
 
 
 class IdempotencyConflict(ValueError):
@@ -185,57 +261,52 @@ class TaskStore:
         return Created(Task(**values), new=True)
 
     async def _insert_rows(self, tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        # Core inserts on the tables: the ORM's bulk path was a measurable share of an enqueue's CPU.
-        async with self.db.transaction() as session:
-            await session.execute(_INSERT_TASKS, tasks)
-            await session.execute(_INSERT_EVENTS, events)
+        async with self.db.write() as connection:
+            await connection.execute(_INSERT_TASKS, [_task_row(t) for t in tasks])
+            await connection.execute(_INSERT_EVENTS, events)
 
     async def by_idempotency_key(self, key: str) -> Task | None:
-        async with self.db.session() as session:
-            found: Task | None = await session.scalar(
-                select(Task).where(Task.idempotency_key == key)
-            )
-            return found
+        async with self.db.read() as connection:
+            row = (await connection.execute(_BY_IDEMPOTENCY_KEY, {"key": key})).first()
+        return None if row is None else _task(row)
 
     async def get(self, task_id: str) -> Task | None:
-        async with self.db.session() as session:
-            return await session.get(Task, task_id)
+        async with self.db.read() as connection:
+            row = (await connection.execute(_GET, {"task_id": task_id})).first()
+        return None if row is None else _task(row)
 
     async def list_tasks(
         self, *, status: str | None, workspace_id: str | None, limit: int, offset: int
     ) -> list[Task]:
-        query = select(Task).order_by(Task.created_at.desc(), Task.id.desc())
+        query = select(_TASKS).order_by(T.created_at.desc(), T.id.desc())
         if status is not None:
-            query = query.where(Task.status == status)
+            query = query.where(T.status == status)
         if workspace_id is not None:
-            query = query.where(Task.workspace_id == workspace_id)
-        async with self.db.session() as session:
-            return list(await session.scalars(query.limit(limit).offset(offset)))
+            query = query.where(T.workspace_id == workspace_id)
+        async with self.db.read() as connection:
+            rows = await connection.execute(query.limit(limit).offset(offset))
+            return [_task(row) for row in rows]
 
     async def events(self, task_id: str, after_seq: int = 0) -> list[TaskEvent]:
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(TaskEvent)
-                .where(TaskEvent.task_id == task_id, TaskEvent.seq > after_seq)
-                .order_by(TaskEvent.seq)
-            )
-            return list(rows)
+        async with self.db.read() as connection:
+            rows = await connection.execute(_EVENTS_AFTER, {"task_id": task_id, "after": after_seq})
+            return [TaskEvent(**row._mapping) for row in rows]
 
     async def counts_by_status(self) -> dict[str, int]:
-        async with self.db.session() as session:
-            rows = await session.execute(select(Task.status, func.count()).group_by(Task.status))
+        async with self.db.read() as connection:
+            rows = await connection.execute(select(T.status, func.count()).group_by(T.status))
             return {status: int(count) for status, count in rows}
 
     # Events -----------------------------------------------------------------------------------
 
     async def _append(
-        self, session: AsyncSession, task_id: str, type_: str, data: dict[str, Any]
+        self, connection: AsyncConnection, task_id: str, type_: str, data: dict[str, Any]
     ) -> int:
-        return await self._append_all(session, task_id, [(type_, data, utcnow())])
+        return await self._append_all(connection, task_id, [(type_, data, utcnow())])
 
     async def _append_all(
         self,
-        session: AsyncSession,
+        connection: AsyncConnection,
         task_id: str,
         events: list[tuple[str, dict[str, Any], datetime]],
     ) -> int:
@@ -243,20 +314,16 @@ class TaskStore:
         if self.db.dialect != "sqlite":
             # The task row's lock serializes writers of this task's events. SQLite needs none: its
             # write transaction already excludes every other writer.
-            await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
-        last = int(await session.scalar(
-            select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)) or 0)  # fmt: skip
+            await connection.execute(_LOCK, {"task_id": task_id})
+        last = int((await connection.scalar(_LAST_SEQ, {"task_id": task_id})) or 0)
         rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
                 for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
-        await session.execute(_INSERT_EVENTS, rows)
+        await connection.execute(_INSERT_EVENTS, rows)
         return last + len(rows)
 
     async def last_seq(self, task_id: str) -> int:
-        async with self.db.session() as session:
-            value = await session.scalar(
-                select(func.max(TaskEvent.seq)).where(TaskEvent.task_id == task_id)
-            )
-            return int(value or 0)
+        async with self.db.read() as connection:
+            return int((await connection.scalar(_LAST_SEQ, {"task_id": task_id})) or 0)
 
     async def record_decision(
         self, task_id: str, *, approved: bool, note: str | None, call_id: str | None
@@ -265,50 +332,52 @@ class TaskStore:
 
         Raises LookupError when the task waits for no approval, ValueError for a wrong call id.
         """
-        async with self.db.transaction() as session:
-            task = await session.get(Task, task_id, with_for_update=True)
-            if task is None or task.status != WAITING_APPROVAL:
+        async with self.db.write() as connection:
+            found = await connection.scalar(
+                select(T.status).where(T.id == task_id).with_for_update()
+            )
+            if found != WAITING_APPROVAL:
                 raise LookupError(f"task {task_id} is not waiting for an approval")
-            pending_event = await session.scalar(
-                select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.type == "status")
-                .order_by(TaskEvent.seq.desc()).limit(1)
+            pending_data = await connection.scalar(
+                select(E.data).where(E.task_id == task_id, E.type == "status")
+                .order_by(E.seq.desc()).limit(1)
             )  # fmt: skip
-            pending = (pending_event.data if pending_event else {}).get("pending") or {}
+            pending = (pending_data or {}).get("pending") or {}
             if call_id is not None and call_id != pending.get("call_id"):
                 raise ValueError(
                     f"the task waits for call {pending.get('call_id')!r}, not {call_id!r}"
                 )
-            decided = [e.data.get("call_id") for e in await session.scalars(
-                select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.type == "approval"))]  # fmt: skip
+            decided = [data.get("call_id") for data in await connection.scalars(
+                select(E.data).where(E.task_id == task_id, E.type == "approval"))]  # fmt: skip
             if pending.get("call_id") in decided:
                 raise LookupError(f"call {pending.get('call_id')!r} was already decided")
-            await self._append(session, task_id, "approval",
+            await self._append(connection, task_id, "approval",
                                {"call_id": pending.get("call_id"), "approved": approved, "note": note})  # fmt: skip
             return str(pending.get("call_id"))
 
     async def recent_summaries(self, workspace_id: str, limit: int = 5) -> list[str]:
         """Memory: the summaries of the workspace's latest successful tasks, oldest first."""
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(Task).where(Task.workspace_id == workspace_id, Task.status == SUCCEEDED)
-                .order_by(Task.created_at.desc()).limit(limit)
-            )  # fmt: skip
-            return [s for task in reversed(list(rows)) if (s := (task.meta or {}).get("summary"))]
+        async with self.db.read() as connection:
+            metas = list(await connection.scalars(
+                select(T["metadata"]).where(T.workspace_id == workspace_id, T.status == SUCCEEDED)
+                .order_by(T.created_at.desc()).limit(limit)
+            ))  # fmt: skip
+        return [s for meta in reversed(metas) if (s := (meta or {}).get("summary"))]
 
     async def add_events(
         self, task_id: str, events: list[tuple[str, dict[str, Any], datetime]]
     ) -> int:
         """Append several (type, data, when) events in one transaction, numbered in order."""
-        async with self.db.transaction() as session:
-            return await self._append_all(session, task_id, events)
+        async with self.db.write() as connection:
+            return await self._append_all(connection, task_id, events)
 
     async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
-        async with self.db.transaction() as session:
-            return await self._append(session, task_id, type_, data)
+        async with self.db.write() as connection:
+            return await self._append(connection, task_id, type_, data)
 
     async def update(self, task_id: str, **values: Any) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(update(Task).where(Task.id == task_id).values(**values))
+        async with self.db.write() as connection:
+            await connection.execute(update(_TASKS).where(T.id == task_id).values(**values))
 
     # The queue --------------------------------------------------------------------------------
 
@@ -319,9 +388,9 @@ class TaskStore:
         workspace run one at a time in arrival order. SKIP LOCKED lets replicas claim concurrently.
         """
         now = utcnow()
-        async with self.db.transaction() as session:
-            busy = list(await session.scalars(_BUSY_WORKSPACES))
-            picked = (await session.execute(_PICK_NEXT, {"busy": busy})).first()
+        async with self.db.write() as connection:
+            busy = list(await connection.scalars(_BUSY_WORKSPACES))
+            picked = (await connection.execute(_PICK_NEXT, {"busy": busy})).first()
             if picked is None:
                 return None
             task_id, workspace_id = picked
@@ -329,57 +398,35 @@ class TaskStore:
                 # The busy list was read before the pick, which has its own snapshot: a replica
                 # may have started a task of this workspace in between. Look again, now that this
                 # task is locked (SQLite needs no second look: its writers take turns).
-                started = await session.scalar(
-                    select(Task.id).where(Task.workspace_id == workspace_id,
-                                          Task.status.in_(ACTIVE_STATES)).limit(1)
-                )  # fmt: skip
+                started = await connection.scalar(_WORKSPACE_ACTIVE, {"workspace_id": workspace_id})
                 if started is not None:
                     return None
-            claimed = await session.scalars(
-                update(Task)
-                .where(Task.id == task_id)
-                .values(
-                    status=RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=Task.attempts + 1,
-                    started_at=now,
-                    cancel_requested=False,
-                )
-                .returning(Task)
-            )
-            task: Task = claimed.one()
-            await self._append(session, task_id, "status", {"status": RUNNING, "runner": owner})
+            claimed = await connection.execute(_CLAIM, {
+                "task_id": task_id, "owner": owner, "now": now,
+                "expires": now + timedelta(seconds=lease_s),
+            })  # fmt: skip
+            task = _task(claimed.one())
+            await self._append(connection, task_id, "status", {"status": RUNNING, "runner": owner})
             return task
 
     async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
         """Renew the lease. Returns whether a cancel was requested, or None when the lease was lost."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(Task)
-                .where(
-                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
-                )
-                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-                .returning(Task.cancel_requested)
-            )
-            row = result.first()
+        async with self.db.write() as connection:
+            row = (await connection.execute(_HEARTBEAT, {
+                "task_id": task_id, "owner": owner,
+                "expires": utcnow() + timedelta(seconds=lease_s),
+            })).first()  # fmt: skip
             return None if row is None else bool(row[0])
 
     async def set_status(self, task_id: str, owner: str, status: str, data: dict[str, Any]) -> bool:
         """Move a leased task between active states (running <-> waiting_approval)."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(Task)
-                .where(
-                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
-                )
-                .values(status=status)
-                .returning(Task.id)
+        async with self.db.write() as connection:
+            changed = await connection.execute(
+                _SET_STATUS, {"task_id": task_id, "owner": owner, "new_status": status}
             )
-            if result.first() is None:
+            if changed.first() is None:
                 return False
-            await self._append(session, task_id, "status", {"status": status, **data})
+            await self._append(connection, task_id, "status", {"status": status, **data})
             return True
 
     async def finish(
@@ -395,54 +442,30 @@ class TaskStore:
     ) -> bool:
         """End a task with its status and result events. With `owner`, only while it holds the lease;
         with `from_states`, only from those states."""
-        condition = [Task.id == task_id, Task.status.not_in(FINAL_STATES)]
-        if from_states is not None:
-            condition.append(Task.status.in_(from_states))
-        if owner is not None:
-            condition.append(Task.lease_owner == owner)
-        async with self.db.transaction() as session:
-            changed = await session.execute(
-                update(Task)
-                .where(*condition)
-                .values(
-                    status=status,
-                    result=result,
-                    error=error,
-                    meta=metadata or {},
-                    finished_at=utcnow(),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-                .returning(Task.id)
-            )
+        statement = _FINISH.get((owner is not None, from_states))
+        if statement is None:
+            statement = _finish_statement(owner is not None, from_states)
+        now = utcnow()
+        async with self.db.write() as connection:
+            changed = await connection.execute(statement, {
+                "task_id": task_id, "owner": owner, "new_status": status, "new_result": result,
+                "new_error": error, "new_metadata": metadata or {}, "now": now,
+            })  # fmt: skip
             if changed.first() is None:
                 return False
-            now = utcnow()
             result_data = {"status": status, "result": result, "error": error,
                            "metadata": metadata or {}}  # fmt: skip
-            await self._append_all(session, task_id, [("status", {"status": status}, now),
-                                                      (RESULT_EVENT, result_data, now)])  # fmt: skip
+            await self._append_all(connection, task_id, [("status", {"status": status}, now),
+                                                         (RESULT_EVENT, result_data, now)])  # fmt: skip
             return True
 
     async def release(self, task_id: str, owner: str) -> bool:
         """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(Task)
-                .where(
-                    Task.id == task_id, Task.lease_owner == owner, Task.status.in_(ACTIVE_STATES)
-                )
-                .values(
-                    status=QUEUED,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    attempts=Task.attempts - 1,
-                )
-                .returning(Task.id)
-            )
-            if result.first() is None:
+        async with self.db.write() as connection:
+            released = await connection.execute(_RELEASE, {"task_id": task_id, "owner": owner})
+            if released.first() is None:
                 return False
-            await self._append(session, task_id, "status",
+            await self._append(connection, task_id, "status",
                                {"status": QUEUED, "reason": "its orchestrator shut down; requeued"})  # fmt: skip
             return True
 
@@ -451,14 +474,8 @@ class TaskStore:
         if await self.finish(task_id, CANCELLED, owner=None, from_states=(QUEUED,),
                              error="cancelled before it started"):  # fmt: skip
             return CANCELLED
-        async with self.db.transaction() as session:
-            flagged = await session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status.in_(ACTIVE_STATES))
-                .values(cancel_requested=True)
-                .returning(Task.status)
-            )
-            row = flagged.first()
+        async with self.db.write() as connection:
+            row = (await connection.execute(_FLAG_CANCEL, {"task_id": task_id})).first()
         if row is not None:
             return str(row[0])
         task = await self.get(task_id)
@@ -467,25 +484,33 @@ class TaskStore:
     async def requeue_expired(self, max_attempts: int, *, all_active: bool = False) -> list[str]:
         """Re-queue tasks whose runner's lease expired (its orchestrator died), or fail them after
         `max_attempts`. With `all_active`, every active task counts as orphaned (SQLite start-up)."""
-        now = utcnow()
-        stale = select(Task).where(Task.status.in_(ACTIVE_STATES))
+        stale = select(T.id, T.attempts).where(T.status.in_(ACTIVE_STATES))
         if not all_active:
-            stale = stale.where(Task.lease_expires_at < now)
+            stale = stale.where(T.lease_expires_at < utcnow())
         moved: list[str] = []
         exhausted: list[str] = []
-        async with self.db.transaction() as session:
-            for task in list(await session.scalars(stale.with_for_update(skip_locked=True))):
-                if task.attempts >= max_attempts:
-                    exhausted.append(task.id)
+        async with self.db.write() as connection:
+            for task_id, attempts in list(
+                await connection.execute(stale.with_for_update(skip_locked=True))
+            ):
+                if attempts >= max_attempts:
+                    exhausted.append(task_id)
                     continue
-                task.status, task.lease_owner, task.lease_expires_at = QUEUED, None, None
-                await self._append(session, task.id, "status",
+                await connection.execute(_REQUEUE, {"task_id": task_id})
+                await self._append(connection, task_id, "status",
                                    {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
-                                    "attempt": task.attempts})  # fmt: skip
-                moved.append(task.id)
+                                    "attempt": attempts})  # fmt: skip
+                moved.append(task_id)
         for task_id in exhausted:
             await self.finish(
                 task_id, FAILED, owner=None,
                 error=f"its orchestrator stopped while running it {max_attempts} times; giving up",
             )  # fmt: skip
         return moved
+
+
+def _task_row(values: dict[str, Any]) -> dict[str, Any]:
+    """Task attribute values as the tasks table's columns (the attribute `meta` is "metadata")."""
+    row = dict(values)
+    row["metadata"] = row.pop("meta")
+    return row

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from anvyl.agent.client import WorkerClient, WorkerError
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
@@ -27,6 +27,14 @@ from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend,
 from anvyl.orchestrator.workspaces.repos import RepoRef
 
 log = get_logger(__name__)
+_WORKSPACES = WorkspaceRow.metadata.tables["workspaces"]
+_TOUCH = (
+    update(_WORKSPACES).where(_WORKSPACES.c.id == bindparam("workspace_id"))
+    .values(status=bindparam("status"), repo_url=bindparam("repo_url"),
+            backend=bindparam("backend"), last_used_at=bindparam("now"))
+    .returning(_WORKSPACES.c.id)
+)  # fmt: skip
+_INSERT = insert(_WORKSPACES)
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -157,13 +165,12 @@ class WorkspaceManager:
     async def _record(self, repo: RepoRef, status: str) -> None:
         # Two per task (busy, then idle): a plain UPDATE, with an INSERT the first time only.
         values = {"status": status, "repo_url": repo.display_url, "backend": self.backend.name}
-        async with self.db.transaction() as session:
-            updated = await session.execute(
-                update(WorkspaceRow).where(WorkspaceRow.id == repo.workspace_id)
-                .values(**values, last_used_at=utcnow()).returning(WorkspaceRow.id)
-            )  # fmt: skip
+        async with self.db.write() as connection:
+            updated = await connection.execute(
+                _TOUCH, {"workspace_id": repo.workspace_id, "now": utcnow(), **values}
+            )
             if updated.first() is None:
-                session.add(WorkspaceRow(id=repo.workspace_id, **values))
+                await connection.execute(_INSERT, {"id": repo.workspace_id, **values})
 
     # Lifecycle: adoption at start-up, idle stop and retention, listing and removal -----------------
 
