@@ -49,24 +49,25 @@ class Database:
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        """SQLite: this process's write transactions take turns (see `_write_lock`)."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction (committed at the end, rolled back on error)."""
-        if self._write_lock is None:
-            async with self.session.begin() as session:
-                yield session
-            return
-        async with self._write_lock, self.session.begin() as session:
+        async with self._writer_turn(), self.session.begin() as session:
             yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction on a plain connection, for Core statements: the hot paths (enqueue,
         claim, events, finish) skip the ORM session, which was most of a task's database CPU."""
-        if self._write_lock is None:
-            async with self.engine.begin() as connection:
-                yield connection
-            return
-        async with self._write_lock, self.engine.begin() as connection:
+        async with self._writer_turn(), self.engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
