@@ -93,6 +93,24 @@ async def test_a_worker_killed_mid_task_fails_that_task_clearly_and_the_next_one
     assert after["workspace_id"] == first["workspace_id"]
 
 
+async def test_a_worker_that_died_between_tasks_is_started_again_for_the_next_task(
+    make_orchestrator: OrchestratorFactory, backend_name: str, sample_repo: Path
+) -> None:
+    # The next task skips the health probe of a worker that answered moments ago; when that worker
+    # is gone, the checkout's failure must lead to a fresh worker, not to a failed task.
+    async with make_orchestrator(workspace_backend=backend_name, workspace_sandbox="none") as orch:
+        first = (await orch.orchestrate("list files", str(sample_repo))).json()
+        await kill_worker(orch, first["workspace_id"])
+        after = (await orch.orchestrate("show README.md", str(sample_repo))).json()
+        events = (
+            await orch.http.get(f"/tasks/{after['task_id']}/events", params={"format": "json"})
+        ).json()
+    assert after["status"] == "succeeded", after["error"]
+    assert "# sample" in after["result"]
+    ready = [e["data"] for e in events if e["type"] == "workspace.ready"]
+    assert len(ready) == 1 and ready[0]["reused"] is False, ready
+
+
 async def test_idle_workers_are_stopped_with_files_kept_then_removed_after_retention(
     make_orchestrator: OrchestratorFactory, backend_name: str, sample_repo: Path
 ) -> None:

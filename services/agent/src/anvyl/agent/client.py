@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -98,6 +99,7 @@ class WorkerClient:
             # Extra authentication for what stands in front of the worker (Cloud Run's ID token).
             auth=auth,
         )
+        self._answered_at: float | None = None  # time.monotonic() of the worker's latest answer
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -125,9 +127,14 @@ class WorkerClient:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
+        self._answered_at = time.monotonic()
         if response.status_code >= 400:
             raise _error_of(method, path, response.status_code, response.content)
         return model.model_validate_json(response.content)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Whether the worker answered a call in the last `seconds`."""
+        return self._answered_at is not None and time.monotonic() - self._answered_at < seconds
 
     async def health(self, timeout: float = 2.0) -> Health:
         return await self._call("GET", "/health", Health, timeout=timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 import uuid
@@ -153,6 +154,11 @@ def create_app(settings: Settings) -> FastAPI:
                  models=[e.name for e in router.endpoints] if router else [],
                  mcp_tools=len(mcp.tools()), mcp_errors=mcp.errors,
                  runners=settings.max_concurrent_tasks, queue_owner=queue.owner)  # fmt: skip
+        # The start-up objects (modules, compiled statements, schemas) live as long as the process:
+        # out of the collector's sight, a full collection no longer walks them (it paused requests
+        # for up to 190 ms under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from anvyl.agent.client import WorkerClient, WorkerError
+from anvyl.agent.client import WorkerClient, WorkerError, WorkerUnreachable
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, utcnow
@@ -27,6 +27,7 @@ from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend,
 from anvyl.orchestrator.workspaces.repos import RepoRef
 
 log = get_logger(__name__)
+_RECENTLY_ANSWERED_S = 5.0  # a worker that answered this recently is not probed before a task
 _WORKSPACES = WorkspaceRow.metadata.tables["workspaces"]
 _TOUCH = (
     update(_WORKSPACES).where(_WORKSPACES.c.id == bindparam("workspace_id"))
@@ -94,11 +95,7 @@ class WorkspaceManager:
     async def acquire(self, repo: RepoRef, emit: EventSink) -> AsyncIterator[ActiveWorkspace]:
         lock = self._locks.setdefault(repo.workspace_id, asyncio.Lock())
         async with lock:
-            client, reused = await self._healthy_worker(repo, emit)
-            try:
-                sync = await client.git_clone(GitCloneRequest(url=self.backend.clone_url(repo)))
-            except WorkerError as exc:
-                raise WorkspaceError(f"cannot check out {repo.display_url}: {exc}") from exc
+            client, reused, sync = await self._checked_out(repo, emit)
             await emit("workspace.synced", {"action": sync.action, "head": sync.head})
             await self._record(repo, "busy")
             try:
@@ -107,6 +104,33 @@ class WorkspaceManager:
                 )
             finally:
                 await self._record(repo, "idle")
+
+    async def _checked_out(
+        self, repo: RepoRef, emit: EventSink
+    ) -> tuple[WorkerClient, bool, GitCloneResult]:
+        """A healthy worker with the repository fetched: (client, reused, the checkout)."""
+        request = GitCloneRequest(url=self.backend.clone_url(repo))
+        cached = self._clients.get(repo.workspace_id)
+        if cached is not None and cached[1].answered_within(_RECENTLY_ANSWERED_S):
+            # It answered moments ago (the workspace's previous task): the checkout is the health
+            # check, which saves a round trip per task; if it is gone, start it as below.
+            client = cached[1]
+            try:
+                sync = await client.git_clone(request)
+            except WorkerUnreachable:
+                log.warning("workspace.unhealthy", workspace_id=repo.workspace_id)
+                await self._forget(repo.workspace_id)
+            except WorkerError as exc:
+                raise WorkspaceError(f"cannot check out {repo.display_url}: {exc}") from exc
+            else:
+                await emit("workspace.ready", {"workspace_id": repo.workspace_id, "reused": True})
+                return client, True, sync
+        client, reused = await self._healthy_worker(repo, emit)
+        try:
+            sync = await client.git_clone(request)
+        except WorkerError as exc:
+            raise WorkspaceError(f"cannot check out {repo.display_url}: {exc}") from exc
+        return client, reused, sync
 
     async def _healthy_worker(self, repo: RepoRef, emit: EventSink) -> tuple[WorkerClient, bool]:
         cached = self._clients.get(repo.workspace_id)
