@@ -31,7 +31,10 @@ class Database:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs = {"connect_args": {"timeout": 30}}
+            # Every connection goes back to the pool with its transaction ended (committed or
+            # rolled back by its context manager), so the pool's own rollback on return is a
+            # redundant trip to aiosqlite's thread on every use.
+            kwargs = {"connect_args": {"timeout": 30}, "pool_reset_on_return": None}
         elif self.dialect == "postgresql":
             # Sized for the runners plus concurrent API requests, so connections are reused rather
             # than opened per burst; recycled instead of pinged before every checkout.
