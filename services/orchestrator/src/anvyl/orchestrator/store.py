@@ -371,14 +371,6 @@ class TaskStore:
         async with self.db.write() as connection:
             return await self._append_all(connection, task_id, events)
 
-    async def add_event(self, task_id: str, type_: str, data: dict[str, Any]) -> int:
-        async with self.db.write() as connection:
-            return await self._append(connection, task_id, type_, data)
-
-    async def update(self, task_id: str, **values: Any) -> None:
-        async with self.db.write() as connection:
-            await connection.execute(update(_TASKS).where(T.id == task_id).values(**values))
-
     # The queue --------------------------------------------------------------------------------
 
     async def claim(self, owner: str, lease_s: float) -> Task | None:
