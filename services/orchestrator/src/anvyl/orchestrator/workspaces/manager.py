@@ -83,6 +83,10 @@ def create_backend(settings: Settings) -> WorkspaceBackend:
     return LocalBackend(settings)
 
 
+def _checkout_failed(repo: RepoRef, error: WorkerError) -> WorkspaceError:
+    return WorkspaceError(f"cannot check out {repo.display_url}: {error}")
+
+
 class WorkspaceManager:
     def __init__(self, settings: Settings, db: Database, backend: WorkspaceBackend) -> None:
         self.settings = settings
@@ -121,16 +125,15 @@ class WorkspaceManager:
                 log.warning("workspace.unhealthy", workspace_id=repo.workspace_id)
                 await self._forget(repo.workspace_id)
             except WorkerError as exc:
-                raise WorkspaceError(f"cannot check out {repo.display_url}: {exc}") from exc
+                raise _checkout_failed(repo, exc) from exc
             else:
                 await emit("workspace.ready", {"workspace_id": repo.workspace_id, "reused": True})
                 return client, True, sync
         client, reused = await self._healthy_worker(repo, emit)
         try:
-            sync = await client.git_clone(request)
+            return client, reused, await client.git_clone(request)
         except WorkerError as exc:
-            raise WorkspaceError(f"cannot check out {repo.display_url}: {exc}") from exc
-        return client, reused, sync
+            raise _checkout_failed(repo, exc) from exc
 
     async def _healthy_worker(self, repo: RepoRef, emit: EventSink) -> tuple[WorkerClient, bool]:
         cached = self._clients.get(repo.workspace_id)
