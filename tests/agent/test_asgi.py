@@ -1,4 +1,5 @@
-"""The app through httpx's ASGITransport (no port): routing, validation and error shapes."""
+"""The app through httpx's ASGITransport (no port): routing, validation and error shapes; and the
+typed client's view of the same errors, on a real loopback port."""
 
 from __future__ import annotations
 
@@ -8,25 +9,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from anvyl.agent.client import WorkerClient, WorkerError
+from anvyl.agent.client import WorkerError
 from anvyl.agent.models import ExecRequest
 from anvyl.agent.server import MAX_BODY_BYTES, WorkerConfig, create_app
+
+from .conftest import Worker
 
 TOKEN = "asgi-test-token-0123456789"
 
 
-def make_client(tmp_path: Path) -> tuple[httpx.AsyncClient, WorkerClient]:
+def make_raw_client(tmp_path: Path) -> httpx.AsyncClient:
     app = create_app(WorkerConfig(workspace=tmp_path / "ws", token=TOKEN))
-    transport = httpx.ASGITransport(app=app)
-    raw = httpx.AsyncClient(
-        transport=transport, base_url="http://worker", headers={"Authorization": f"Bearer {TOKEN}"}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://worker",
+        headers={"Authorization": f"Bearer {TOKEN}"},
     )
-    return raw, WorkerClient("http://worker", TOKEN, transport=transport)
 
 
 async def test_errors_are_json_4xx(tmp_path: Path) -> None:
-    raw, client = make_client(tmp_path)
-    async with raw, client:
+    async with make_raw_client(tmp_path) as raw:
         assert (await raw.get("/nope")).json() == {"detail": "Not Found"}
         assert (await raw.get("/exec")).status_code == 405
         unknown = await raw.post("/exec/never-started/kill")
@@ -43,20 +45,22 @@ async def test_errors_are_json_4xx(tmp_path: Path) -> None:
             headers={"content-type": "application/json"},
         )
         assert invalid.status_code == 422 and invalid.json()["detail"][0]["msg"]
-        with pytest.raises(WorkerError, match="argv"):
-            await client.exec(
-                ExecRequest.model_construct(
-                    argv=["a\x00b"],
-                    command=None,
-                    cwd=".",
-                    env={},
-                    timeout_s=5.0,
-                    stdin=None,
-                    max_output_bytes=100,
-                    exec_id=None,
-                )
+
+
+async def test_the_client_turns_a_refusal_into_a_worker_error_that_names_the_field(
+    worker: Worker,
+) -> None:
+    client = worker.client
+    with pytest.raises(WorkerError, match="argv") as refused:
+        await client.exec(
+            ExecRequest.model_construct(
+                argv=["a\x00b"], command=None, cwd=".", env={}, timeout_s=5.0, stdin=None,
+                max_output_bytes=100, exec_id=None,
             )
-        result = await client.run("echo", "via asgi")
-        assert result.stdout == "via asgi\n"
-        health = await client.health()
-        assert health.status == "ok" and health.uptime_s >= 0
+        )  # fmt: skip
+    assert refused.value.status_code == 422
+    # The same client goes on working after a refusal.
+    result = await client.run("echo", "after a refusal")
+    assert result.stdout == "after a refusal\n"
+    health = await client.health()
+    assert health.status == "ok" and health.uptime_s >= 0

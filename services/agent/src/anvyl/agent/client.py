@@ -1,14 +1,19 @@
-"""The orchestrator's client of a worker: typed calls over HTTP with a bearer token and timeouts."""
+"""The orchestrator's client of a worker: typed calls over HTTP with a bearer token and timeouts.
+
+On aiohttp rather than httpx: a call costs about 0.5 ms of CPU instead of 2.5-3 ms (measured on a
+2-core VM, bench/README.md), and a task makes at least two calls on the orchestrator's event loop,
+the loop that also answers the API.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 from pydantic import BaseModel
 
 from anvyl.agent.models import (
@@ -47,8 +52,17 @@ from anvyl.agent.models import (
 )
 
 ResponseT = TypeVar("ResponseT", bound=BaseModel)
+# Headers a call needs beyond the worker token, fetched per call (Cloud Run's ID token).
+ExtraHeaders = Callable[[], Awaitable[Mapping[str, str]]]
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
+CONNECT_TIMEOUT_S = 5.0
+DEFAULT_READ_TIMEOUT_S = 60.0
+
+
+def _timeout(read_s: float) -> aiohttp.ClientTimeout:
+    """`read_s` between two reads of the answer; connecting (pool wait included) within 5 s."""
+    return aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S * 2,
+                                 sock_connect=CONNECT_TIMEOUT_S, sock_read=read_s)  # fmt: skip
 
 
 class WorkerError(RuntimeError):
@@ -78,31 +92,48 @@ def _error_of(method: str, path: str, status_code: int, content: bytes) -> Worke
     return WorkerError(f"worker {method} {path}: {detail}", status_code)
 
 
+# Unreachable, reset, or too slow: the worker (or the way to it) is gone, rather than refusing.
+_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
 class WorkerClient:
     def __init__(
         self,
         base_url: str,
         token: str,
         *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
-        auth: httpx.Auth | None = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        extra_headers: ExtraHeaders | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            # Talk to the worker directly, never through a proxy from the environment.
-            trust_env=False,
-            transport=transport,
-            # Extra authentication for what stands in front of the worker (Cloud Run's ID token).
-            auth=auth,
-        )
+        self._token = token
+        self._read_timeout_s = read_timeout_s
+        # Extra authentication for what stands in front of the worker (Cloud Run's ID token).
+        self._extra_headers = extra_headers
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, at first use
+        self._closed = False
         self._answered_at: float | None = None  # time.monotonic() of the worker's latest answer
 
+    def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this WorkerClient is closed")
+        if self._session is None:
+            # No `base_url=`: aiohttp wants one without a path, and a worker may sit under one.
+            self._session = aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=_timeout(self._read_timeout_s),
+                # Talk to the worker directly, never through a proxy from the environment.
+                trust_env=False,
+            )
+        return self._session
+
+    async def _headers(self) -> Mapping[str, str] | None:
+        return None if self._extra_headers is None else await self._extra_headers()
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> WorkerClient:
         return self
@@ -118,19 +149,22 @@ class WorkerClient:
         body: BaseModel | None = None,
         timeout: float | None = None,
     ) -> ResponseT:
-        kwargs: dict[str, Any] = {}
+        headers = dict(await self._headers() or {})
+        data = None
         if body is not None:
-            kwargs["json"] = body.model_dump(mode="json", exclude_none=True)
-        if timeout is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout, connect=5.0)
+            data = body.model_dump_json(exclude_none=True).encode()
+            headers["Content-Type"] = "application/json"
+        http = self._http()
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            async with http.request(method, self.base_url + path, data=data, headers=headers,
+                                    timeout=None if timeout is None else _timeout(timeout)) as response:  # fmt: skip
+                status, content = response.status, await response.read()
+        except _TRANSPORT_ERRORS as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
         self._answered_at = time.monotonic()
-        if response.status_code >= 400:
-            raise _error_of(method, path, response.status_code, response.content)
-        return model.model_validate_json(response.content)
+        if status >= 400:
+            raise _error_of(method, path, status, content)
+        return model.model_validate_json(content)
 
     def answered_within(self, seconds: float) -> bool:
         """Whether the worker answered a call in the last `seconds`."""
@@ -161,19 +195,24 @@ class WorkerClient:
 
         Closing the generator early (`contextlib.aclosing`, or a cancel) closes the connection,
         and the worker kills the command's process group."""
-        body = request.model_dump(mode="json", exclude_none=True)
-        timeout = httpx.Timeout(request.timeout_s + 30, connect=5.0)
+        headers = {**(await self._headers() or {}), "Content-Type": "application/json"}
+        http = self._http()
         try:
-            async with self._http.stream(
-                "POST", "/exec/stream", json=body, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    content = await response.aread()
-                    raise _error_of("POST", "/exec/stream", response.status_code, content)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield ExecStreamEvent.model_validate_json(line)
-        except httpx.TransportError as exc:
+            # Leaving this block before the answer ends (not fully read) closes the connection.
+            async with http.post(self.base_url + "/exec/stream", data=request.model_dump_json(exclude_none=True),
+                                 headers=headers, timeout=_timeout(request.timeout_s + 30)) as response:  # fmt: skip
+                if response.status >= 400:
+                    raise _error_of("POST", "/exec/stream", response.status, await response.read())
+                # Lines split here: an event may be longer than aiohttp's readline limit (64 KiB).
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield ExecStreamEvent.model_validate_json(line)
+                if pending.strip():
+                    yield ExecStreamEvent.model_validate_json(pending)
+        except _TRANSPORT_ERRORS as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
 
     async def kill(self, exec_id: str) -> ExecKillResult:

@@ -29,13 +29,11 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from anvyl.agent.client import DEFAULT_TIMEOUT, WorkerClient
+from anvyl.agent.client import WorkerClient
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import (
     WORKER_PORT,
@@ -147,24 +145,6 @@ class IDTokenSource:
         return token, float(claims.get("exp", time.time() + 600))
 
 
-class IDTokenAuth(httpx.Auth):
-    """httpx auth flow: the ID token in X-Serverless-Authorization, Authorization left alone."""
-
-    def __init__(self, source: IDTokenSource) -> None:
-        self.source = source
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        request.headers[ID_TOKEN_HEADER] = f"Bearer {self.source.token()}"
-        yield request
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await asyncio.to_thread(self.source.token)
-        request.headers[ID_TOKEN_HEADER] = f"Bearer {token}"
-        yield request
-
-
 class CloudRunWorkerClient(WorkerClient):
     """A WorkerClient whose requests also carry a Google ID token for the Cloud Run service.
 
@@ -173,15 +153,15 @@ class CloudRunWorkerClient(WorkerClient):
     """
 
     def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        id_tokens: IDTokenSource | None = None,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        self, base_url: str, token: str, *, id_tokens: IDTokenSource | None = None
     ) -> None:
         source = id_tokens or IDTokenSource(base_url.rstrip("/"))
-        super().__init__(base_url, token, timeout=timeout, auth=IDTokenAuth(source))
+
+        async def id_token_header() -> dict[str, str]:
+            # google-auth is synchronous (a token fetch is an HTTP call): off the event loop.
+            return {ID_TOKEN_HEADER: f"Bearer {await asyncio.to_thread(source.token)}"}
+
+        super().__init__(base_url, token, extra_headers=id_token_header)
 
 
 # The backend ----------------------------------------------------------------------------------
