@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ class Worker:
         httpx.AsyncClient
     )  # raw HTTP with the token, for requests the typed client refuses to build
 
-    async def post(self, path: str, body: dict) -> httpx.Response:  # type: ignore[type-arg]
+    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         # ensure_ascii: odd unicode (lone surrogates) travels as escapes, as a real client may send
         return await self.http.post(
             path, content=json.dumps(body), headers={"content-type": "application/json"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,7 +186,7 @@ async def test_git_argument_injection_is_refused(
 ) -> None:
     pwned = tmp_path / "pwned"
     await worker.client.git_clone(GitCloneRequest(url=f"file://{origin}", dest="repo"))
-    bad_requests = [
+    bad_requests: list[tuple[str, dict[str, Any]]] = [
         ("/git/clone", {"url": f"--upload-pack=touch {pwned}", "dest": "x"}),
         ("/git/clone", {"url": f"ext::sh -c touch% {pwned}", "dest": "x"}),
         ("/git/clone", {"url": f"fd::17/{pwned}", "dest": "x"}),

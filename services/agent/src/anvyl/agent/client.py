@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -190,7 +190,7 @@ class WorkerClient:
             ExecRequest(command=command, cwd=cwd, timeout_s=timeout_s, **options)
         )
 
-    async def exec_stream(self, request: ExecRequest) -> AsyncIterator[ExecStreamEvent]:
+    async def exec_stream(self, request: ExecRequest) -> AsyncGenerator[ExecStreamEvent]:
         """Yield output events as the command produces them; the last event has `result` set.
 
         Closing the generator early (`contextlib.aclosing`, or a cancel) closes the connection,
