@@ -35,7 +35,7 @@ def count_commits(db: Database) -> list[int]:
     def on_commit(_: Any) -> None:
         commits[0] += 1
 
-    event.listen(db.engine.sync_engine, "commit", on_commit)
+    event.listen(db.sync_engine, "commit", on_commit)
     return commits
 
 

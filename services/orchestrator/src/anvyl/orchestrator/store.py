@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
@@ -143,6 +142,11 @@ _FINISH: dict[tuple[bool, tuple[str, ...] | None], Update] = {(by_owner, states)
            for by_owner in (True, False) for states in (None, (QUEUED,))}  # fmt: skip
 
 
+def _task_or_none(result: Any) -> Task | None:
+    row = result.first()
+    return None if row is None else _task(row)
+
+
 def _task(row: Row[Any]) -> Task:
     """A Task from a row of the tasks table (the column "metadata" is the attribute `meta`)."""
     values = dict(row._mapping)
@@ -261,19 +265,19 @@ class TaskStore:
         return Created(Task(**values), new=True)
 
     async def _insert_rows(self, tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        async with self.db.write() as connection:
-            await connection.execute(_INSERT_TASKS, [_task_row(t) for t in tasks])
-            await connection.execute(_INSERT_EVENTS, events)
+        def insert_rows(connection: Connection) -> None:
+            connection.execute(_INSERT_TASKS, [_task_row(t) for t in tasks])
+            connection.execute(_INSERT_EVENTS, events)
+
+        await self.db.write(insert_rows)
 
     async def by_idempotency_key(self, key: str) -> Task | None:
-        async with self.db.read() as connection:
-            row = (await connection.execute(_BY_IDEMPOTENCY_KEY, {"key": key})).first()
-        return None if row is None else _task(row)
+        return await self.db.read(
+            lambda c: _task_or_none(c.execute(_BY_IDEMPOTENCY_KEY, {"key": key}))
+        )
 
     async def get(self, task_id: str) -> Task | None:
-        async with self.db.read() as connection:
-            row = (await connection.execute(_GET, {"task_id": task_id})).first()
-        return None if row is None else _task(row)
+        return await self.db.read(lambda c: _task_or_none(c.execute(_GET, {"task_id": task_id})))
 
     async def list_tasks(
         self, *, status: str | None, workspace_id: str | None, limit: int, offset: int
@@ -283,47 +287,47 @@ class TaskStore:
             query = query.where(T.status == status)
         if workspace_id is not None:
             query = query.where(T.workspace_id == workspace_id)
-        async with self.db.read() as connection:
-            rows = await connection.execute(query.limit(limit).offset(offset))
-            return [_task(row) for row in rows]
+        query = query.limit(limit).offset(offset)
+        return await self.db.read(lambda c: [_task(row) for row in c.execute(query)])
 
     async def events(self, task_id: str, after_seq: int = 0) -> list[TaskEvent]:
-        async with self.db.read() as connection:
-            rows = await connection.execute(_EVENTS_AFTER, {"task_id": task_id, "after": after_seq})
-            return [TaskEvent(**row._mapping) for row in rows]
+        parameters = {"task_id": task_id, "after": after_seq}
+        return await self.db.read(
+            lambda c: [TaskEvent(**row._mapping) for row in c.execute(_EVENTS_AFTER, parameters)]
+        )
 
     async def counts_by_status(self) -> dict[str, int]:
-        async with self.db.read() as connection:
-            rows = await connection.execute(select(T.status, func.count()).group_by(T.status))
-            return {status: int(count) for status, count in rows}
+        query = select(T.status, func.count()).group_by(T.status)
+        return await self.db.read(
+            lambda c: {status: int(count) for status, count in c.execute(query)}
+        )
 
     # Events -----------------------------------------------------------------------------------
 
-    async def _append(
-        self, connection: AsyncConnection, task_id: str, type_: str, data: dict[str, Any]
+    def _append(
+        self, connection: Connection, task_id: str, type_: str, data: dict[str, Any]
     ) -> int:
-        return await self._append_all(connection, task_id, [(type_, data, utcnow())])
+        return self._append_all(connection, task_id, [(type_, data, utcnow())])
 
-    async def _append_all(
+    def _append_all(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         task_id: str,
         events: list[tuple[str, dict[str, Any], datetime]],
     ) -> int:
         """Append events numbered after the task's last one; returns the last number."""
         if self.db.dialect != "sqlite":
             # The task row's lock serializes writers of this task's events. SQLite needs none: its
-            # write transaction already excludes every other writer.
-            await connection.execute(_LOCK, {"task_id": task_id})
-        last = int((await connection.scalar(_LAST_SEQ, {"task_id": task_id})) or 0)
+            # writers take turns (one writer thread).
+            connection.execute(_LOCK, {"task_id": task_id})
+        last = int(connection.scalar(_LAST_SEQ, {"task_id": task_id}) or 0)
         rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
                 for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
-        await connection.execute(_INSERT_EVENTS, rows)
+        connection.execute(_INSERT_EVENTS, rows)
         return last + len(rows)
 
     async def last_seq(self, task_id: str) -> int:
-        async with self.db.read() as connection:
-            return int((await connection.scalar(_LAST_SEQ, {"task_id": task_id})) or 0)
+        return await self.db.read(lambda c: int(c.scalar(_LAST_SEQ, {"task_id": task_id}) or 0))
 
     async def record_decision(
         self, task_id: str, *, approved: bool, note: str | None, call_id: str | None
@@ -332,13 +336,12 @@ class TaskStore:
 
         Raises LookupError when the task waits for no approval, ValueError for a wrong call id.
         """
-        async with self.db.write() as connection:
-            found = await connection.scalar(
-                select(T.status).where(T.id == task_id).with_for_update()
-            )
+
+        def decide(connection: Connection) -> str:
+            found = connection.scalar(select(T.status).where(T.id == task_id).with_for_update())
             if found != WAITING_APPROVAL:
                 raise LookupError(f"task {task_id} is not waiting for an approval")
-            pending_data = await connection.scalar(
+            pending_data = connection.scalar(
                 select(E.data).where(E.task_id == task_id, E.type == "status")
                 .order_by(E.seq.desc()).limit(1)
             )  # fmt: skip
@@ -347,29 +350,30 @@ class TaskStore:
                 raise ValueError(
                     f"the task waits for call {pending.get('call_id')!r}, not {call_id!r}"
                 )
-            decided = [data.get("call_id") for data in await connection.scalars(
+            decided = [data.get("call_id") for data in connection.scalars(
                 select(E.data).where(E.task_id == task_id, E.type == "approval"))]  # fmt: skip
             if pending.get("call_id") in decided:
                 raise LookupError(f"call {pending.get('call_id')!r} was already decided")
-            await self._append(connection, task_id, "approval",
-                               {"call_id": pending.get("call_id"), "approved": approved, "note": note})  # fmt: skip
+            self._append(connection, task_id, "approval",
+                         {"call_id": pending.get("call_id"), "approved": approved, "note": note})  # fmt: skip
             return str(pending.get("call_id"))
+
+        return await self.db.write(decide)
 
     async def recent_summaries(self, workspace_id: str, limit: int = 5) -> list[str]:
         """Memory: the summaries of the workspace's latest successful tasks, oldest first."""
-        async with self.db.read() as connection:
-            metas = list(await connection.scalars(
-                select(T["metadata"]).where(T.workspace_id == workspace_id, T.status == SUCCEEDED)
-                .order_by(T.created_at.desc()).limit(limit)
-            ))  # fmt: skip
+        query = (
+            select(T["metadata"]).where(T.workspace_id == workspace_id, T.status == SUCCEEDED)
+            .order_by(T.created_at.desc()).limit(limit)
+        )  # fmt: skip
+        metas = await self.db.read(lambda c: list(c.scalars(query)))
         return [s for meta in reversed(metas) if (s := (meta or {}).get("summary"))]
 
     async def add_events(
         self, task_id: str, events: list[tuple[str, dict[str, Any], datetime]]
     ) -> int:
         """Append several (type, data, when) events in one transaction, numbered in order."""
-        async with self.db.write() as connection:
-            return await self._append_all(connection, task_id, events)
+        return await self.db.write(lambda c: self._append_all(c, task_id, events))
 
     # The queue --------------------------------------------------------------------------------
 
@@ -380,9 +384,10 @@ class TaskStore:
         workspace run one at a time in arrival order. SKIP LOCKED lets replicas claim concurrently.
         """
         now = utcnow()
-        async with self.db.write() as connection:
-            busy = list(await connection.scalars(_BUSY_WORKSPACES))
-            picked = (await connection.execute(_PICK_NEXT, {"busy": busy})).first()
+
+        def claim(connection: Connection) -> Task | None:
+            busy = list(connection.scalars(_BUSY_WORKSPACES))
+            picked = connection.execute(_PICK_NEXT, {"busy": busy}).first()
             if picked is None:
                 return None
             task_id, workspace_id = picked
@@ -390,36 +395,39 @@ class TaskStore:
                 # The busy list was read before the pick, which has its own snapshot: a replica
                 # may have started a task of this workspace in between. Look again, now that this
                 # task is locked (SQLite needs no second look: its writers take turns).
-                started = await connection.scalar(_WORKSPACE_ACTIVE, {"workspace_id": workspace_id})
+                started = connection.scalar(_WORKSPACE_ACTIVE, {"workspace_id": workspace_id})
                 if started is not None:
                     return None
-            claimed = await connection.execute(_CLAIM, {
+            claimed = connection.execute(_CLAIM, {
                 "task_id": task_id, "owner": owner, "now": now,
                 "expires": now + timedelta(seconds=lease_s),
             })  # fmt: skip
             task = _task(claimed.one())
-            await self._append(connection, task_id, "status", {"status": RUNNING, "runner": owner})
+            self._append(connection, task_id, "status", {"status": RUNNING, "runner": owner})
             return task
+
+        return await self.db.write(claim)
 
     async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
         """Renew the lease. Returns whether a cancel was requested, or None when the lease was lost."""
-        async with self.db.write() as connection:
-            row = (await connection.execute(_HEARTBEAT, {
-                "task_id": task_id, "owner": owner,
-                "expires": utcnow() + timedelta(seconds=lease_s),
-            })).first()  # fmt: skip
-            return None if row is None else bool(row[0])
+        parameters = {"task_id": task_id, "owner": owner,
+                      "expires": utcnow() + timedelta(seconds=lease_s)}  # fmt: skip
+        row = await self.db.write(lambda c: c.execute(_HEARTBEAT, parameters).first())
+        return None if row is None else bool(row[0])
 
     async def set_status(self, task_id: str, owner: str, status: str, data: dict[str, Any]) -> bool:
         """Move a leased task between active states (running <-> waiting_approval)."""
-        async with self.db.write() as connection:
-            changed = await connection.execute(
+
+        def set_status(connection: Connection) -> bool:
+            changed = connection.execute(
                 _SET_STATUS, {"task_id": task_id, "owner": owner, "new_status": status}
             )
             if changed.first() is None:
                 return False
-            await self._append(connection, task_id, "status", {"status": status, **data})
+            self._append(connection, task_id, "status", {"status": status, **data})
             return True
+
+        return await self.db.write(set_status)
 
     async def finish(
         self,
@@ -438,8 +446,9 @@ class TaskStore:
         if statement is None:
             statement = _finish_statement(owner is not None, from_states)
         now = utcnow()
-        async with self.db.write() as connection:
-            changed = await connection.execute(statement, {
+
+        def finish(connection: Connection) -> bool:
+            changed = connection.execute(statement, {
                 "task_id": task_id, "owner": owner, "new_status": status, "new_result": result,
                 "new_error": error, "new_metadata": metadata or {}, "now": now,
             })  # fmt: skip
@@ -447,27 +456,31 @@ class TaskStore:
                 return False
             result_data = {"status": status, "result": result, "error": error,
                            "metadata": metadata or {}}  # fmt: skip
-            await self._append_all(connection, task_id, [("status", {"status": status}, now),
-                                                         (RESULT_EVENT, result_data, now)])  # fmt: skip
+            self._append_all(connection, task_id, [("status", {"status": status}, now),
+                                                   (RESULT_EVENT, result_data, now)])  # fmt: skip
             return True
+
+        return await self.db.write(finish)
 
     async def release(self, task_id: str, owner: str) -> bool:
         """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
-        async with self.db.write() as connection:
-            released = await connection.execute(_RELEASE, {"task_id": task_id, "owner": owner})
+
+        def release(connection: Connection) -> bool:
+            released = connection.execute(_RELEASE, {"task_id": task_id, "owner": owner})
             if released.first() is None:
                 return False
-            await self._append(connection, task_id, "status",
-                               {"status": QUEUED, "reason": "its orchestrator shut down; requeued"})  # fmt: skip
+            self._append(connection, task_id, "status",
+                         {"status": QUEUED, "reason": "its orchestrator shut down; requeued"})  # fmt: skip
             return True
+
+        return await self.db.write(release)
 
     async def request_cancel(self, task_id: str) -> str | None:
         """Cancel a queued task at once; flag an active one for its runner. Returns the new status."""
         if await self.finish(task_id, CANCELLED, owner=None, from_states=(QUEUED,),
                              error="cancelled before it started"):  # fmt: skip
             return CANCELLED
-        async with self.db.write() as connection:
-            row = (await connection.execute(_FLAG_CANCEL, {"task_id": task_id})).first()
+        row = await self.db.write(lambda c: c.execute(_FLAG_CANCEL, {"task_id": task_id}).first())
         if row is not None:
             return str(row[0])
         task = await self.get(task_id)
@@ -481,18 +494,21 @@ class TaskStore:
             stale = stale.where(T.lease_expires_at < utcnow())
         moved: list[str] = []
         exhausted: list[str] = []
-        async with self.db.write() as connection:
+
+        def requeue(connection: Connection) -> None:
             for task_id, attempts in list(
-                await connection.execute(stale.with_for_update(skip_locked=True))
+                connection.execute(stale.with_for_update(skip_locked=True))
             ):
                 if attempts >= max_attempts:
                     exhausted.append(task_id)
                     continue
-                await connection.execute(_REQUEUE, {"task_id": task_id})
-                await self._append(connection, task_id, "status",
-                                   {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
-                                    "attempt": attempts})  # fmt: skip
+                connection.execute(_REQUEUE, {"task_id": task_id})
+                self._append(connection, task_id, "status",
+                             {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
+                              "attempt": attempts})  # fmt: skip
                 moved.append(task_id)
+
+        await self.db.write(requeue)
         for task_id in exhausted:
             await self.finish(
                 task_id, FAILED, owner=None,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
 from anvyl.orchestrator.db.migrations import upgrade_to_head
 
 _MIGRATION_LOCK_KEY = 0x616E76796C  # "anvyl": the advisory lock that serializes migrations
+ResultT = TypeVar("ResultT")
+# Work on a synchronous connection: the body of one transaction (`Database.write`) or read.
+Work = Callable[[Connection], ResultT]
 
 
 class Database:
@@ -47,9 +50,47 @@ class Database:
         # date ("synchronize_session"), which was a measurable share of a task's CPU.
         self.session = async_sessionmaker(self.engine, expire_on_commit=False,
                                           execution_options={"synchronize_session": False})  # fmt: skip
-        # SQLite has one writer at a time and no row locks: serialize this process's write
-        # transactions, so a read-then-write (like numbering an event) cannot race another.
+        # SQLite has one writer at a time and no row locks: this process's ORM write transactions
+        # take turns, so a read-then-write cannot race another. (They are rare: workspace
+        # bookkeeping. Beside the writer thread below, SQLite's own lock and busy timeout order them.)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        # SQLite, the hot paths: each transaction (or read) runs whole on a thread of its own with
+        # the synchronous driver, one trip from the event loop and back. Through aiosqlite every
+        # statement is three or four trips, and under load each trip waits for a turn of the loop
+        # (an enqueue spent 2 ms executing and 3 ms waiting for the runners' writes that way).
+        # One writer thread is also the writers' turn-taking: a transaction that reads then writes
+        # (numbering events, claiming) cannot race another.
+        self.sync_engine: Engine = self.engine.sync_engine
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self.sync_engine = create_engine(
+                parsed.set(drivername="sqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
+            event.listen(self.sync_engine, "connect", _sqlite_pragmas)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="anvyl-sqlite-writer")
+            self._readers = ThreadPoolExecutor(2, thread_name_prefix="anvyl-sqlite-reader")
+
+    async def write(self, work: Work[ResultT]) -> ResultT:
+        """Run `work` as one write transaction: committed when it returns, rolled back if it raises.
+
+        The hot paths (enqueue, claim, events, finish) use Core statements here, not the ORM."""
+        if self._writer is None:  # PostgreSQL (row locks order its writers), in-memory SQLite
+            async with self._writer_turn(), self.engine.begin() as connection:
+                return await connection.run_sync(work)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, _in_transaction, self.sync_engine, work
+        )
+
+    async def read(self, work: Work[ResultT]) -> ResultT:
+        """Run `work` on a connection for reading (rolled back at the end)."""
+        if self._readers is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, _on_connection, self.sync_engine, work
+        )
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:
@@ -66,19 +107,6 @@ class Database:
         async with self._writer_turn(), self.session.begin() as session:
             yield session
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction on a plain connection, for Core statements: the hot paths (enqueue,
-        claim, events, finish) skip the ORM session, which was most of a task's database CPU."""
-        async with self._writer_turn(), self.engine.begin() as connection:
-            yield connection
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for Core reads (rolled back at the end)."""
-        async with self.engine.connect() as connection:
-            yield connection
-
     async def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""
         async with self.engine.begin() as connection:
@@ -90,7 +118,22 @@ class Database:
             await connection.run_sync(upgrade_to_head)
 
     async def close(self) -> None:
+        for pool in (self._writer, self._readers):
+            if pool is not None:
+                pool.shutdown(wait=True)  # the transactions in progress end first
+        if self.sync_engine is not self.engine.sync_engine:
+            self.sync_engine.dispose()
         await self.engine.dispose()
+
+
+def _in_transaction(engine: Engine, work: Work[ResultT]) -> ResultT:
+    with engine.begin() as connection:
+        return work(connection)
+
+
+def _on_connection(engine: Engine, work: Work[ResultT]) -> ResultT:
+    with engine.connect() as connection:
+        return work(connection)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from anvyl.agent.client import WorkerClient, WorkerError, WorkerUnreachable
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
@@ -192,12 +192,16 @@ class WorkspaceManager:
     async def _record(self, repo: RepoRef, status: str) -> None:
         # Two per task (busy, then idle): a plain UPDATE, with an INSERT the first time only.
         values = {"status": status, "repo_url": repo.display_url, "backend": self.backend.name}
-        async with self.db.write() as connection:
-            updated = await connection.execute(
-                _TOUCH, {"workspace_id": repo.workspace_id, "now": utcnow(), **values}
+        now = utcnow()
+
+        def record(connection: Connection) -> None:
+            updated = connection.execute(
+                _TOUCH, {"workspace_id": repo.workspace_id, "now": now, **values}
             )
             if updated.first() is None:
-                await connection.execute(_INSERT, {"id": repo.workspace_id, **values})
+                connection.execute(_INSERT, {"id": repo.workspace_id, **values})
+
+        await self.db.write(record)
 
     # Lifecycle: adoption at start-up, idle stop and retention, listing and removal -----------------
 
