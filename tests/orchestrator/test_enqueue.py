@@ -59,6 +59,11 @@ async def test_concurrent_enqueues_are_written_together_each_with_its_first_even
         (c.task.id, 1) for c in created
     )
     assert all(data == {"status": QUEUED} for _, _, data in first_events)
+    events = await store.events(created[0].task.id)
+    assert [(e.seq, e.type, e.data, e.created_at) for e in events] == [
+        (1, "status", {"status": QUEUED}, created[0].task.created_at)
+    ]
+    assert all(data == {"status": QUEUED} for _, _, data in first_events)
 
 
 async def test_one_enqueue_alone_is_written_at_once(store: TaskStore) -> None:
@@ -69,19 +74,17 @@ async def test_one_enqueue_alone_is_written_at_once(store: TaskStore) -> None:
     assert stored is not None and stored.status == QUEUED
 
 
-def task_row(task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    now = utcnow()
-    row: dict[str, Any] = {"id": task_id, "status": QUEUED, "query": "q", "repo_url": None, "workspace_id": None,
-           "request": {}, "meta": {}, "attempts": 0, "timeout_s": None, "cancel_requested": False,
-           "idempotency_key": None, "request_hash": None, "created_at": now}  # fmt: skip
-    return row, {"task_id": task_id, "seq": 1, "type": "status", "data": {}, "created_at": now}
+def task_row(task_id: str) -> dict[str, Any]:
+    return {"id": task_id, "status": QUEUED, "query": "q", "repo_url": None, "workspace_id": None,
+            "request": {}, "meta": {}, "attempts": 0, "timeout_s": None, "cancel_requested": False,
+            "idempotency_key": None, "request_hash": None, "created_at": utcnow()}  # fmt: skip
 
 
 async def test_a_bad_row_fails_only_its_own_enqueue(store: TaskStore) -> None:
     group = GroupCommit(store._insert_rows)
     ids = [str(uuid.uuid4()) for _ in range(10)]
     ids[7] = ids[3]  # the same id twice: the second one breaks the batch's transaction
-    results = await asyncio.gather(*(group.insert(*task_row(i)) for i in ids),
+    results = await asyncio.gather(*(group.insert(task_row(i)) for i in ids),
                                    return_exceptions=True)  # fmt: skip
     failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
     assert failed == [7] and isinstance(results[7], IntegrityError)
@@ -130,15 +133,15 @@ async def test_when_the_database_is_down_every_waiting_enqueue_fails_at_once() -
     store = TaskStore(db)
     attempts = 0
 
-    async def counted_write(tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    async def counted_write(tasks: list[dict[str, Any]]) -> None:
         nonlocal attempts
         attempts += 1
-        await store._insert_rows(tasks, events)
+        await store._insert_rows(tasks)
 
     group = GroupCommit(counted_write)
     try:
         results = await asyncio.gather(
-            *(group.insert(*task_row(str(uuid.uuid4()))) for _ in range(20)), return_exceptions=True
+            *(group.insert(task_row(str(uuid.uuid4()))) for _ in range(20)), return_exceptions=True
         )
     finally:
         await db.close()

@@ -26,6 +26,7 @@ ACTIVE_STATES = (RUNNING, WAITING_APPROVAL)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
 RESULT_EVENT = "result"  # the last event of every task
+_QUEUED_EVENT_DATA = {"status": QUEUED}  # the first event of every task
 
 
 _TASKS = Task.metadata.tables["tasks"]
@@ -172,16 +173,16 @@ class GroupCommit:
     commit per batch instead of one each, which is what bounds enqueue throughput on both databases.
     """
 
-    def __init__(self, write: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]],
+    def __init__(self, write: Callable[[list[dict[str, Any]]], Awaitable[None]],
                  max_batch: int = 256) -> None:  # fmt: skip
         self._write = write
         self._max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def insert(self, task: dict[str, Any], first_event: dict[str, Any]) -> None:
+    async def insert(self, task: dict[str, Any]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((task, first_event, future))
+        self._pending.append((task, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="enqueue-group-commit")
         # The write goes on if this request is cancelled: the task is queued or it is not, never half.
@@ -192,15 +193,15 @@ class GroupCommit:
             batch, self._pending = (self._pending[: self._max_batch],
                                     self._pending[self._max_batch :])  # fmt: skip
             try:
-                await self._write([t for t, _, _ in batch], [e for _, e, _ in batch])
+                await self._write([task for task, _ in batch])
             except IntegrityError as exc:
                 if len(batch) == 1:
-                    _settle(batch[0][2], exc)
+                    _settle(batch[0][1], exc)
                     continue
                 # One bad row must not fail the others: write them one by one to find it.
-                for task, event, future in batch:
+                for task, future in batch:
                     try:
-                        await self._write([task], [event])
+                        await self._write([task])
                     except Exception as one:
                         _settle(future, one)
                     else:
@@ -208,10 +209,10 @@ class GroupCommit:
             except Exception as exc:
                 # The database itself failed (unreachable, timed out): the whole batch fails at
                 # once, rather than each request waiting for a try of its own.
-                for _, _, future in batch:
+                for _, future in batch:
                     _settle(future, exc)
             else:
-                for _, _, future in batch:
+                for _, future in batch:
                     _settle(future, None)
 
 
@@ -248,13 +249,11 @@ class TaskStore:
             "timeout_s": timeout_s, "cancel_requested": False, "idempotency_key": idempotency_key,
             "request_hash": request_hash, "created_at": utcnow(),
         }  # fmt: skip
-        first_event = {"task_id": values["id"], "seq": 1, "type": "status", "data": {"status": QUEUED},
-                       "created_at": values["created_at"]}  # fmt: skip
         if idempotency_key is None:
-            await self._enqueue.insert(values, first_event)
+            await self._enqueue.insert(values)
             return Created(Task(**values), new=True)
         try:
-            await self._insert_rows([values], [first_event])
+            await self._insert_rows([values])
         except IntegrityError:
             earlier = await self.by_idempotency_key(idempotency_key)
             if earlier is None:
@@ -264,9 +263,14 @@ class TaskStore:
             return Created(earlier, new=False)
         return Created(Task(**values), new=True)
 
-    async def _insert_rows(self, tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    async def _insert_rows(self, tasks: list[dict[str, Any]]) -> None:
+        """New queued tasks, each with its first event ("queued", seq 1), all or none."""
+        rows = [_task_row(t) for t in tasks]
+        events = [{"task_id": t["id"], "seq": 1, "type": "status", "data": _QUEUED_EVENT_DATA,
+                   "created_at": t["created_at"]} for t in tasks]  # fmt: skip
+
         def insert_rows(connection: Connection) -> None:
-            connection.execute(_INSERT_TASKS, [_task_row(t) for t in tasks])
+            connection.execute(_INSERT_TASKS, rows)
             connection.execute(_INSERT_EVENTS, events)
 
         await self.db.write(insert_rows)
