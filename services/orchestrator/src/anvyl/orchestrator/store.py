@@ -319,11 +319,11 @@ class TaskStore:
         task_id: str,
         events: list[tuple[str, dict[str, Any], datetime]],
     ) -> int:
-        """Append events numbered after the task's last one; returns the last number."""
-        if self.db.dialect != "sqlite":
-            # The task row's lock serializes writers of this task's events. SQLite needs none: its
-            # writers take turns (one writer thread).
-            connection.execute(_LOCK, {"task_id": task_id})
+        """Append events numbered after the task's last one; returns the last number.
+
+        The caller holds the task row's lock, which orders the writers of a task's events: every
+        caller but `add_events` has just updated that row (or selected it FOR UPDATE) in the same
+        transaction. SQLite needs no lock: its writers take turns (one writer thread)."""
         last = int(connection.scalar(_LAST_SEQ, {"task_id": task_id}) or 0)
         rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
                 for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
@@ -377,7 +377,13 @@ class TaskStore:
         self, task_id: str, events: list[tuple[str, dict[str, Any], datetime]]
     ) -> int:
         """Append several (type, data, when) events in one transaction, numbered in order."""
-        return await self.db.write(lambda c: self._append_all(c, task_id, events))
+
+        def add(connection: Connection) -> int:
+            if self.db.dialect != "sqlite":
+                connection.execute(_LOCK, {"task_id": task_id})
+            return self._append_all(connection, task_id, events)
+
+        return await self.db.write(add)
 
     # The queue --------------------------------------------------------------------------------
 
