@@ -60,7 +60,8 @@ DEFAULT_READ_TIMEOUT_S = 60.0
 
 
 def _timeout(read_s: float) -> aiohttp.ClientTimeout:
-    """`read_s` between two reads of the answer; connecting (pool wait included) within 5 s."""
+    """At most `read_s` between two reads of the answer; connected within 5 s (10 s counting the
+    wait for a free pooled connection). No limit on the whole: a long exec streams its output."""
     return aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S * 2,
                                  sock_connect=CONNECT_TIMEOUT_S, sock_read=read_s)  # fmt: skip
 
@@ -155,9 +156,10 @@ class WorkerClient:
             data = body.model_dump_json(exclude_none=True).encode()
             headers["Content-Type"] = "application/json"
         http = self._http()
+        limits = _timeout(self._read_timeout_s if timeout is None else timeout)
         try:
             async with http.request(method, self.base_url + path, data=data, headers=headers,
-                                    timeout=None if timeout is None else _timeout(timeout)) as response:  # fmt: skip
+                                    timeout=limits) as response:  # fmt: skip
                 status, content = response.status, await response.read()
         except _TRANSPORT_ERRORS as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
