@@ -57,6 +57,7 @@ ExtraHeaders = Callable[[], Awaitable[Mapping[str, str]]]
 
 CONNECT_TIMEOUT_S = 5.0
 DEFAULT_READ_TIMEOUT_S = 60.0
+_KEEPALIVE_S = 4.0
 
 
 def _timeout(read_s: float) -> aiohttp.ClientTimeout:
@@ -121,6 +122,9 @@ class WorkerClient:
         if self._session is None:
             # No `base_url=`: aiohttp wants one without a path, and a worker may sit under one.
             self._session = aiohttp.ClientSession(
+                # Idle connections close before the worker's own keep-alive (uvicorn: 5 s) ends
+                # them, so that a request never goes out on a connection the worker is closing.
+                connector=aiohttp.TCPConnector(keepalive_timeout=_KEEPALIVE_S),
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=_timeout(self._read_timeout_s),
                 # Talk to the worker directly, never through a proxy from the environment.
