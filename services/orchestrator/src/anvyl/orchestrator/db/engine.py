@@ -120,7 +120,9 @@ class Database:
     async def close(self) -> None:
         for pool in (self._writer, self._readers):
             if pool is not None:
-                pool.shutdown(wait=True)  # the transactions in progress end first
+                # The transactions in progress end first; waited for off the event loop (one may
+                # sit in SQLite's busy timeout), so other coroutines go on meanwhile.
+                await asyncio.to_thread(pool.shutdown, wait=True)
         if self.sync_engine is not self.engine.sync_engine:
             self.sync_engine.dispose()
         await self.engine.dispose()
