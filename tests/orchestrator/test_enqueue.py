@@ -1,4 +1,5 @@
-"""The enqueue path: concurrent enqueues share transactions, and the claim stays cheap with a backlog."""
+"""The queue's storage: concurrent enqueues share transactions, the claim stays cheap with a backlog,
+and a task's events are numbered without gaps from its first to its result."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
 from anvyl.orchestrator.llm.testing import refused_port
-from anvyl.orchestrator.store import _PICK_NEXT, QUEUED, RUNNING, GroupCommit, TaskStore
+from anvyl.orchestrator.store import _PICK_NEXT, QUEUED, RUNNING, Event, GroupCommit, TaskStore
 
 
 @pytest.fixture
@@ -124,7 +125,8 @@ async def test_a_claim_behind_a_long_backlog_takes_the_head_of_the_idle_workspac
     async with store.db.transaction() as session:
         await session.execute(insert(Task.metadata.tables["tasks"]), rows + idle)
     claimed = await store.claim("runner", lease_s=30)
-    assert claimed is not None and claimed.id == idle[0]["id"]
+    assert claimed is not None and claimed.task.id == idle[0]["id"]
+    assert not claimed.more  # the idle workspace's second task waits for its first
     assert await store.claim("runner", lease_s=30) is None  # the rest wait for their workspace
 
 
@@ -147,3 +149,45 @@ async def test_when_the_database_is_down_every_waiting_enqueue_fails_at_once() -
         await db.close()
     assert all(isinstance(r, OSError | SQLAlchemyError) for r in results), results
     assert attempts == 1  # not one more try per waiting request
+
+
+async def new_task(store: TaskStore, workspace_id: str | None) -> str:
+    created = await store.create(query="q", repo_url=None, workspace_id=workspace_id, request={})
+    return created.task.id
+
+
+async def test_a_claim_says_whether_another_runner_has_work_now(store: TaskStore) -> None:
+    """Waking a second runner after each claim made it look in vain whenever the backlog was all
+    one workspace's; the claim now tells when there is another task to start."""
+    first, _same_workspace, other = [await new_task(store, w) for w in ("a", "a", "b")]
+    claims = [await store.claim("runner", lease_s=30) for _ in range(3)]
+    assert [(c.task.id, c.more) if c else None for c in claims] == [
+        (first, True),  # "b" can start beside it
+        (other, False),  # "a"'s second task waits for its first
+        None,
+    ]
+
+
+async def test_a_tasks_last_steps_are_stored_with_its_end_numbered_before_it(
+    store: TaskStore,
+) -> None:
+    task_id = await new_task(store, None)
+    assert await store.claim("runner", lease_s=30) is not None
+    await store.add_events(task_id, [("tool.call", {"n": 1}, utcnow())])
+    steps: list[Event] = [("tool.result", {"n": 1}, utcnow()), ("tool.call", {"n": 2}, utcnow())]
+    assert await store.finish(task_id, "succeeded", owner="runner", result="done", steps=steps)
+    events = await store.events(task_id)
+    assert [(e.seq, e.type) for e in events] == [
+        (1, "status"), (2, "status"), (3, "tool.call"), (4, "tool.result"), (5, "tool.call"),
+        (6, "status"), (7, "result"),
+    ]  # fmt: skip
+    assert await store.last_seq(task_id) == 7
+
+
+async def test_a_finish_that_lost_the_lease_stores_none_of_the_steps(store: TaskStore) -> None:
+    task_id = await new_task(store, None)
+    assert await store.claim("runner", lease_s=30) is not None
+    steps: list[Event] = [("tool.result", {}, utcnow())]
+    assert not await store.finish(task_id, "succeeded", owner="someone else", steps=steps)
+    assert [e.type for e in await store.events(task_id)] == ["status", "status"]
+    assert await store.last_seq(task_id) == 2

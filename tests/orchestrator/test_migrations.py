@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from anvyl.orchestrator.db.engine import Database
-from anvyl.orchestrator.db.migrations import is_current
-from anvyl.orchestrator.db.tables import Base
+from anvyl.orchestrator.db.migrations import alembic_config, is_current
+from anvyl.orchestrator.db.tables import Base, utcnow
+from anvyl.orchestrator.store import TaskStore
 
 
 async def test_migrations_match_the_models_and_are_current(database_url: str) -> None:
@@ -23,3 +26,47 @@ async def test_migrations_match_the_models_and_are_current(database_url: str) ->
         await db.close()
     assert differences == []
     assert current is True
+
+
+async def test_the_upgrade_to_per_row_event_numbers_keeps_each_tasks_numbering(
+    database_url: str,
+) -> None:
+    """0005 moves "the last event's seq" onto the task row: existing tasks go on from their last
+    event, no event is lost either way, and a workspace left "busy" by the old bookkeeping becomes idle (busy is now read from
+    the tasks)."""
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0004"))
+            await connection.execute(text(
+                "INSERT INTO tasks (id, status, query, request, metadata, attempts, created_at) "
+                "VALUES ('t-old', 'succeeded', 'q', '{}', '{}', 1, CURRENT_TIMESTAMP), "
+                "('t-new', 'queued', 'q', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            await connection.execute(text(
+                "INSERT INTO task_events (task_id, seq, type, data, created_at) VALUES "
+                + ", ".join(f"('t-old', {n}, 'status', '{{}}', CURRENT_TIMESTAMP)" for n in (1, 2, 3))
+            ))  # fmt: skip
+            await connection.execute(text(
+                "INSERT INTO workspaces (id, repo_url, backend, status, created_at, last_used_at) "
+                "VALUES ('w', 'https://example.invalid/r.git', 'local', 'busy', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+        await db.upgrade()
+        store = TaskStore(db)
+        numbers = {task_id: await store.last_seq(task_id) for task_id in ("t-old", "t-new")}
+        appended = await store.add_events("t-old", [("note", {}, utcnow())])
+        async with db.engine.begin() as connection:
+            workspace_status = await connection.scalar(text("SELECT status FROM workspaces"))
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0004"))
+            events_after_downgrade = await connection.scalar(
+                text("SELECT count(*) FROM task_events")
+            )
+    finally:
+        await db.close()
+    assert numbers == {"t-old": 3, "t-new": 0}
+    assert appended == 4
+    assert workspace_status == "idle"
+    # On SQLite a batch migration (copy the table, drop the old one) would have taken the events
+    # with it (ON DELETE CASCADE): both directions alter the table in place.
+    assert events_after_downgrade == 4

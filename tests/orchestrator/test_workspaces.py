@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,11 @@ async def test_workspaces_are_listed_shown_and_removed_with_their_files_on_purge
         listed = (await orch.http.get("/workspaces")).json()
         busy_id = await run_in_background(orch, "run `sleep 10`", sample_repo)
         await wait_for_event(orch, busy_id, "tool.call")
+        shown_busy = (await orch.http.get(f"/workspaces/{workspace_id}")).json()
         busy = await orch.http.delete(f"/workspaces/{workspace_id}")
         await orch.http.post(f"/tasks/{busy_id}/cancel")
         await final(orch, busy_id)
+        shown_idle = (await orch.http.get(f"/workspaces/{workspace_id}")).json()
         kept = await orch.http.delete(f"/workspaces/{workspace_id}")
         again = (await orch.orchestrate("list files", str(sample_repo))).json()
         synced = next(e["data"] for e in (await orch.http.get(
@@ -165,6 +168,9 @@ async def test_workspaces_are_listed_shown_and_removed_with_their_files_on_purge
             f"/tasks/{fresh['task_id']}/events", params={"format": "json"})).json() if e["type"] == "workspace.synced")  # fmt: skip
     assert [w["workspace_id"] for w in listed] == [workspace_id] and listed[0]["running"] is True
     assert busy.status_code == 409 and "running a task" in busy.json()["detail"]
+    assert shown_busy["status"] == "busy" and shown_idle["status"] == "idle"
+    last_used = [datetime.fromisoformat(w["last_used_at"]) for w in (listed[0], shown_idle)]
+    assert last_used[1] > last_used[0]  # the cancelled task's end
     assert kept.status_code == 204 and synced["action"] == "fetched"  # files kept without purge
     assert purged.status_code == 204 and missing.status_code == 404
     assert fresh_sync["action"] == "cloned"  # purge deleted the files

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 from anvyl.agent.client import WorkerError
@@ -20,7 +19,7 @@ from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.prompts import summary_for_memory, system_prompt
 from anvyl.orchestrator.queue import RunContext
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import CANCELLED, FAILED, SUCCEEDED, TaskStore
+from anvyl.orchestrator.store import CANCELLED, FAILED, SUCCEEDED, Event, TaskStore
 from anvyl.orchestrator.tools import Toolset, WorkspaceTools
 from anvyl.orchestrator.workspaces.base import WorkspaceError
 from anvyl.orchestrator.workspaces.manager import ActiveWorkspace, WorkspaceManager
@@ -36,26 +35,41 @@ class TaskEvents:
     """A task's step events, written in order by one writer task, in batches, while the task goes on.
 
     The loop does not wait for each write (a write is a transaction: milliseconds on SQLite). Anything
-    that changes the task's status first calls `flush`, so the stored order is the order of events.
+    that changes the task's status first calls `flush`, so the stored order is the order of events;
+    the task's end calls `drain` instead and stores the last events with its result.
     """
 
     def __init__(self, store: TaskStore, bus: EventBus, task_id: str) -> None:
         self.store = store
         self.bus = bus
         self.task_id = task_id
-        self._pending: list[tuple[str, dict[str, Any], datetime]] = []
+        self._pending: list[Event] = []
         self._writer: asyncio.Task[None] | None = None
+        self._drained = False
 
     async def emit(self, type_: str, data: dict[str, Any]) -> None:
+        if self._drained:  # the result event is the last one; a late step cannot follow it
+            log.warning("task.event_after_end", task_id=self.task_id, type=type_)
+            return
         self._pending.append((type_, data, utcnow()))  # stamped when it happened, stored soon after
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name=f"events-{self.task_id}")
 
     async def _write(self) -> None:
-        while self._pending:
+        while self._pending and not self._drained:
             batch, self._pending = self._pending, []
             await self.store.add_events(self.task_id, batch)
             self.bus.notify(self.task_id)
+
+    async def drain(self) -> list[Event]:
+        """Wait for the batch being written, then hand over the events not stored yet, for the
+        caller to store in the transaction that ends the task (one transaction instead of two).
+        Nothing can be emitted after this."""
+        self._drained = True
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        pending, self._pending = self._pending, []
+        return pending
 
     async def flush(self) -> None:
         """Wait until every event emitted so far is stored (also when the caller is being cancelled)."""
@@ -96,24 +110,22 @@ class TaskExecutor:
         try:
             answer, metadata = await self._execute(ctx, events)
         except asyncio.CancelledError:
-            await events.flush()
-            await self._stopped(ctx)
+            await self._stopped(ctx, events)
             return
         except LeaseLost:
-            return  # another replica owns the task now
+            # Another replica owns the task now: the events not stored yet are not ours to add.
+            await events.drain()
+            return
         except _TASK_ERRORS as exc:
-            await events.flush()
             bound.info("task.failed", error=str(exc))
-            await self._finish(ctx, FAILED, error=str(exc))
+            await self._finish(ctx, events, FAILED, error=str(exc))
             return
         except Exception as exc:
-            await events.flush()
             bound.exception("task.crashed")
-            await self._finish(ctx, FAILED, error=f"internal error: {exc!r}")
+            await self._finish(ctx, events, FAILED, error=f"internal error: {exc!r}")
             return
-        await events.flush()
         bound.info("task.succeeded", backend=metadata["backend"], latency_s=metadata["latency_s"])
-        await self._finish(ctx, SUCCEEDED, result=answer, metadata=metadata)
+        await self._finish(ctx, events, SUCCEEDED, result=answer, metadata=metadata)
 
     async def _execute(self, ctx: RunContext, events: TaskEvents) -> tuple[str, dict[str, Any]]:
         task = ctx.task
@@ -195,20 +207,23 @@ class TaskExecutor:
             "summary": summary_for_memory(task.query, result.answer),
         }  # fmt: skip
 
-    async def _stopped(self, ctx: RunContext) -> None:
+    async def _stopped(self, ctx: RunContext, events: TaskEvents) -> None:
         reason = ctx.stop_reason
         if reason == "cancel":
-            await self._finish(ctx, CANCELLED, error="cancelled by request")
+            await self._finish(ctx, events, CANCELLED, error="cancelled by request")
         elif reason == "timeout":
-            await self._finish(ctx, FAILED, error=f"timed out after {ctx.timeout_s:g}s")
+            await self._finish(ctx, events, FAILED, error=f"timed out after {ctx.timeout_s:g}s")
         elif reason == "shutdown":
+            await events.flush()
             await self.store.release(ctx.task.id, ctx.owner)
             self.bus.notify(ctx.task.id)
-        # lease_lost: another replica re-queued the task and owns it now; nothing is ours to write.
+        else:  # lease_lost: another replica re-queued the task and owns it; nothing is ours to write
+            await events.drain()
 
     async def _finish(
         self,
         ctx: RunContext,
+        events: TaskEvents,
         status: str,
         *,
         result: str | None = None,
@@ -220,8 +235,9 @@ class TaskExecutor:
             "duration_s": round(duration, 6),
             "attempt": ctx.task.attempts,
         }
+        steps = await events.drain()
         if await self.store.finish(ctx.task.id, status, owner=ctx.owner, result=result, error=error,
-                                   metadata=meta):  # fmt: skip
+                                   metadata=meta, steps=steps):  # fmt: skip
             self.metrics.finished.labels(status=status).inc()
             self.metrics.duration.labels(status=status).observe(duration)
         self.bus.notify(ctx.task.id)

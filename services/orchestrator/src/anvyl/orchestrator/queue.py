@@ -25,7 +25,7 @@ from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import TaskStore
+from anvyl.orchestrator.store import Claimed, TaskStore
 
 log = get_logger(__name__)
 StopReason = Literal["cancel", "timeout", "lease_lost", "shutdown"]
@@ -175,20 +175,21 @@ class TaskQueue:
     async def _runner_loop(self, index: int) -> None:
         while True:
             try:
-                task = await self._claim()
+                claimed = await self._claim()
             except Exception:
                 log.exception("queue.claim_failed", runner=index)
-                task = None
+                claimed = None
                 await asyncio.sleep(self.settings.queue_poll_s)
-            if task is None:
+            if claimed is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeups.get(), self.settings.queue_poll_s)
                 continue
-            self.wake()  # there may be more: let another idle runner look
-            await self._run(task)
+            if claimed.more:
+                self.wake()  # another task can start now: let an idle runner take it
+            await self._run(claimed.task)
             # The workspace is free: this runner looks again at once, so its next task starts.
 
-    async def _claim(self) -> Task | None:
+    async def _claim(self) -> Claimed | None:
         if self.single_process:
             async with self._claim_lock:
                 return await self.store.claim(self.owner, self.settings.task_lease_s)

@@ -1,15 +1,17 @@
 """Reading and writing tasks and their events, including the queue's claim, lease and cancel steps.
 
 Every state change and its event are written in one transaction, so a reader never sees a task whose
-events disagree with its status. Event numbers (`seq`) are allocated under the task row's lock, which
-makes them gap-free and ordered even when several orchestrator processes write to one task.
+events disagree with its status. Event numbers (`seq`) come from a counter on the task's row
+(`event_seq`), advanced by the same UPDATE that changes the task or, for step events, by an UPDATE of
+its own: the row lock that UPDATE takes makes them gap-free and ordered even when several
+orchestrator processes write to one task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +38,8 @@ T, E = _TASKS.c, _EVENTS.c
 
 def _pick_next_statement() -> Select[str, str | None]:
     """The oldest queued task outside the busy workspaces (a list, bound at each claim) that has no
-    earlier queued task in its workspace.
+    earlier queued task in its workspace, and the next such task if there is one (then another
+    runner has work now; without one, waking a runner would only make it look in vain).
 
     The busy workspaces come as a list rather than as a correlated subquery: with the subquery,
     PostgreSQL chose a hash anti-join over every queued task and a sort (80 ms per claim with
@@ -62,7 +65,7 @@ def _pick_next_statement() -> Select[str, str | None]:
         select(candidate.c.id, candidate.c.workspace_id)
         .where(candidate.c.status == QUEUED, idle, ~earlier)
         .order_by(candidate.c.created_at, candidate.c.id)
-        .limit(1)
+        .limit(2)
         .with_for_update(skip_locked=True)
     )
 
@@ -79,8 +82,11 @@ _INSERT_TASKS = insert(_TASKS)
 _INSERT_EVENTS = insert(_EVENTS)
 _GET = select(_TASKS).where(T.id == bindparam("task_id"))
 _BY_IDEMPOTENCY_KEY = select(_TASKS).where(T.idempotency_key == bindparam("key"))
-_LOCK = select(T.id).where(T.id == bindparam("task_id")).with_for_update()
-_LAST_SEQ = select(func.max(E.seq)).where(E.task_id == bindparam("task_id"))
+_EVENT_SEQ = select(T.event_seq).where(T.id == bindparam("task_id"))
+_ADVANCE_SEQ = (
+    update(_TASKS).where(T.id == bindparam("task_id"))
+    .values(event_seq=T.event_seq + bindparam("n")).returning(T.event_seq)
+)  # fmt: skip
 _EVENTS_AFTER = (
     select(_EVENTS)
     .where(E.task_id == bindparam("task_id"), E.seq > bindparam("after"))
@@ -97,18 +103,23 @@ _CLAIM = (
     update(_TASKS)
     .where(T.id == bindparam("task_id"))
     .values(status=RUNNING, lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires"),
-            attempts=T.attempts + 1, started_at=bindparam("now"), cancel_requested=False)
+            attempts=T.attempts + 1, started_at=bindparam("now"), cancel_requested=False,
+            event_seq=T.event_seq + 1)
     .returning(*_TASKS.c)
 )  # fmt: skip
 _HEARTBEAT = (
     update(_TASKS).where(*_LEASED).values(lease_expires_at=bindparam("expires"))
     .returning(T.cancel_requested)
 )  # fmt: skip
-_SET_STATUS = update(_TASKS).where(*_LEASED).values(status=bindparam("new_status")).returning(T.id)
+_SET_STATUS = (
+    update(_TASKS).where(*_LEASED)
+    .values(status=bindparam("new_status"), event_seq=T.event_seq + 1).returning(T.event_seq)
+)  # fmt: skip
 _RELEASE = (
     update(_TASKS).where(*_LEASED)
-    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, attempts=T.attempts - 1)
-    .returning(T.id)
+    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, attempts=T.attempts - 1,
+            event_seq=T.event_seq + 1)
+    .returning(T.event_seq)
 )  # fmt: skip
 _FLAG_CANCEL = (
     update(_TASKS).where(T.id == bindparam("task_id"), T.status.in_(ACTIVE_STATES))
@@ -116,7 +127,8 @@ _FLAG_CANCEL = (
 )  # fmt: skip
 _REQUEUE = (
     update(_TASKS).where(T.id == bindparam("task_id"))
-    .values(status=QUEUED, lease_owner=None, lease_expires_at=None)
+    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, event_seq=T.event_seq + 1)
+    .returning(T.event_seq)
 )  # fmt: skip
 
 
@@ -134,13 +146,28 @@ def _finish_statement(by_owner: bool, from_states: tuple[str, ...] | None) -> Up
                  T.error: bindparam("new_error", type_=T.error.type),
                  T["metadata"]: bindparam("new_metadata", type_=T["metadata"].type),
                  T.finished_at: bindparam("now", type_=T.finished_at.type),
-                 T.lease_owner: None, T.lease_expires_at: None})
-        .returning(T.id)
+                 T.lease_owner: None, T.lease_expires_at: None,
+                 T.event_seq: T.event_seq + bindparam("n_events", type_=T.event_seq.type)})
+        .returning(T.event_seq)
     )  # fmt: skip
 
 
 _FINISH: dict[tuple[bool, tuple[str, ...] | None], Update] = {(by_owner, states): _finish_statement(by_owner, states)
            for by_owner in (True, False) for states in (None, (QUEUED,))}  # fmt: skip
+
+
+Event = tuple[str, dict[str, Any], datetime]  # (type, data, when it happened)
+
+
+def _insert_events(
+    connection: Connection, task_id: str, events: Sequence[Event], last: int
+) -> None:
+    """Insert a task's new events, numbered up to `last`: the task row's `event_seq` just after
+    the caller's UPDATE advanced it by len(events) (that UPDATE holds the row lock until commit)."""
+    first = last - len(events) + 1
+    rows = [{"task_id": task_id, "seq": first + n, "type": type_, "data": data, "created_at": when}
+            for n, (type_, data, when) in enumerate(events)]  # fmt: skip
+    connection.execute(_INSERT_EVENTS, rows)
 
 
 def _task_or_none(result: Any) -> Task | None:
@@ -157,6 +184,12 @@ def _task(row: Row[Any]) -> Task:
 
 class IdempotencyConflict(ValueError):
     """The Idempotency-Key was used before with a different request body."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    task: Task
+    more: bool  # another task could be claimed now (by another runner)
 
 
 @dataclass(frozen=True)
@@ -247,7 +280,7 @@ class TaskStore:
             "id": str(uuid.uuid4()), "status": QUEUED, "query": query, "repo_url": repo_url,
             "workspace_id": workspace_id, "request": request, "meta": {}, "attempts": 0,
             "timeout_s": timeout_s, "cancel_requested": False, "idempotency_key": idempotency_key,
-            "request_hash": request_hash, "created_at": utcnow(),
+            "request_hash": request_hash, "created_at": utcnow(), "event_seq": 1,
         }  # fmt: skip
         if idempotency_key is None:
             await self._enqueue.insert(values)
@@ -308,30 +341,9 @@ class TaskStore:
 
     # Events -----------------------------------------------------------------------------------
 
-    def _append(
-        self, connection: Connection, task_id: str, type_: str, data: dict[str, Any]
-    ) -> int:
-        return self._append_all(connection, task_id, [(type_, data, utcnow())])
-
-    def _append_all(
-        self,
-        connection: Connection,
-        task_id: str,
-        events: list[tuple[str, dict[str, Any], datetime]],
-    ) -> int:
-        """Append events numbered after the task's last one; returns the last number.
-
-        The caller holds the task row's lock, which orders the writers of a task's events: every
-        caller but `add_events` has just updated that row (or selected it FOR UPDATE) in the same
-        transaction. SQLite needs no lock: its writers take turns (one writer thread)."""
-        last = int(connection.scalar(_LAST_SEQ, {"task_id": task_id}) or 0)
-        rows = [{"task_id": task_id, "seq": last + n, "type": type_, "data": data, "created_at": when}
-                for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
-        connection.execute(_INSERT_EVENTS, rows)
-        return last + len(rows)
-
     async def last_seq(self, task_id: str) -> int:
-        return await self.db.read(lambda c: int(c.scalar(_LAST_SEQ, {"task_id": task_id}) or 0))
+        """The seq of the task's last event (0 for an unknown task)."""
+        return await self.db.read(lambda c: int(c.scalar(_EVENT_SEQ, {"task_id": task_id}) or 0))
 
     async def record_decision(
         self, task_id: str, *, approved: bool, note: str | None, call_id: str | None
@@ -358,8 +370,9 @@ class TaskStore:
                 select(E.data).where(E.task_id == task_id, E.type == "approval"))]  # fmt: skip
             if pending.get("call_id") in decided:
                 raise LookupError(f"call {pending.get('call_id')!r} was already decided")
-            self._append(connection, task_id, "approval",
-                         {"call_id": pending.get("call_id"), "approved": approved, "note": note})  # fmt: skip
+            last = connection.execute(_ADVANCE_SEQ, {"task_id": task_id, "n": 1}).scalar_one()
+            decision = {"call_id": pending.get("call_id"), "approved": approved, "note": note}
+            _insert_events(connection, task_id, [("approval", decision, utcnow())], last)
             return str(pending.get("call_id"))
 
         return await self.db.write(decide)
@@ -373,21 +386,22 @@ class TaskStore:
         metas = await self.db.read(lambda c: list(c.scalars(query)))
         return [s for meta in reversed(metas) if (s := (meta or {}).get("summary"))]
 
-    async def add_events(
-        self, task_id: str, events: list[tuple[str, dict[str, Any], datetime]]
-    ) -> int:
-        """Append several (type, data, when) events in one transaction, numbered in order."""
+    async def add_events(self, task_id: str, events: Sequence[Event]) -> int:
+        """Append several (type, data, when) events in one transaction, numbered in order; returns
+        the last one's seq. Raises LookupError for an unknown task."""
 
         def add(connection: Connection) -> int:
-            if self.db.dialect != "sqlite":
-                connection.execute(_LOCK, {"task_id": task_id})
-            return self._append_all(connection, task_id, events)
+            last = connection.execute(_ADVANCE_SEQ, {"task_id": task_id, "n": len(events)}).scalar()
+            if last is None:
+                raise LookupError(f"task {task_id} does not exist")
+            _insert_events(connection, task_id, events, last)
+            return int(last)
 
         return await self.db.write(add)
 
     # The queue --------------------------------------------------------------------------------
 
-    async def claim(self, owner: str, lease_s: float) -> Task | None:
+    async def claim(self, owner: str, lease_s: float) -> Claimed | None:
         """Take the oldest queued task whose workspace is idle, and lease it to `owner`.
 
         A task waits while an earlier task of its workspace is queued or active, so tasks of one
@@ -395,12 +409,12 @@ class TaskStore:
         """
         now = utcnow()
 
-        def claim(connection: Connection) -> Task | None:
+        def claim(connection: Connection) -> Claimed | None:
             busy = list(connection.scalars(_BUSY_WORKSPACES))
-            picked = connection.execute(_PICK_NEXT, {"busy": busy}).first()
-            if picked is None:
+            picked = connection.execute(_PICK_NEXT, {"busy": busy}).all()
+            if not picked:
                 return None
-            task_id, workspace_id = picked
+            task_id, workspace_id = picked[0]
             if workspace_id is not None and self.db.dialect != "sqlite":
                 # The busy list was read before the pick, which has its own snapshot: a replica
                 # may have started a task of this workspace in between. Look again, now that this
@@ -413,8 +427,9 @@ class TaskStore:
                 "expires": now + timedelta(seconds=lease_s),
             })  # fmt: skip
             task = _task(claimed.one())
-            self._append(connection, task_id, "status", {"status": RUNNING, "runner": owner})
-            return task
+            _insert_events(connection, task_id, [("status", {"status": RUNNING, "runner": owner}, now)],
+                           task.event_seq)  # fmt: skip
+            return Claimed(task, more=len(picked) > 1)
 
         return await self.db.write(claim)
 
@@ -429,12 +444,13 @@ class TaskStore:
         """Move a leased task between active states (running <-> waiting_approval)."""
 
         def set_status(connection: Connection) -> bool:
-            changed = connection.execute(
+            last = connection.execute(
                 _SET_STATUS, {"task_id": task_id, "owner": owner, "new_status": status}
-            )
-            if changed.first() is None:
+            ).scalar()
+            if last is None:
                 return False
-            self._append(connection, task_id, "status", {"status": status, **data})
+            _insert_events(connection, task_id, [("status", {"status": status, **data}, utcnow())],
+                           last)  # fmt: skip
             return True
 
         return await self.db.write(set_status)
@@ -449,25 +465,29 @@ class TaskStore:
         error: str | None = None,
         metadata: dict[str, Any] | None = None,
         from_states: tuple[str, ...] | None = None,
+        steps: Sequence[Event] = (),
     ) -> bool:
-        """End a task with its status and result events. With `owner`, only while it holds the lease;
-        with `from_states`, only from those states."""
+        """End a task with its status and result events, after `steps` (its step events not stored
+        yet: one transaction instead of two). With `owner`, only while it holds the lease; with
+        `from_states`, only from those states."""
         statement = _FINISH.get((owner is not None, from_states))
         if statement is None:
             statement = _finish_statement(owner is not None, from_states)
         now = utcnow()
 
+        result_data = {"status": status, "result": result, "error": error,
+                       "metadata": metadata or {}}  # fmt: skip
+        events = [*steps, ("status", {"status": status}, now), (RESULT_EVENT, result_data, now)]
+
         def finish(connection: Connection) -> bool:
-            changed = connection.execute(statement, {
+            last = connection.execute(statement, {
                 "task_id": task_id, "owner": owner, "new_status": status, "new_result": result,
                 "new_error": error, "new_metadata": metadata or {}, "now": now,
-            })  # fmt: skip
-            if changed.first() is None:
+                "n_events": len(events),
+            }).scalar()  # fmt: skip
+            if last is None:
                 return False
-            result_data = {"status": status, "result": result, "error": error,
-                           "metadata": metadata or {}}  # fmt: skip
-            self._append_all(connection, task_id, [("status", {"status": status}, now),
-                                                   (RESULT_EVENT, result_data, now)])  # fmt: skip
+            _insert_events(connection, task_id, events, last)
             return True
 
         return await self.db.write(finish)
@@ -476,11 +496,11 @@ class TaskStore:
         """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
 
         def release(connection: Connection) -> bool:
-            released = connection.execute(_RELEASE, {"task_id": task_id, "owner": owner})
-            if released.first() is None:
+            last = connection.execute(_RELEASE, {"task_id": task_id, "owner": owner}).scalar()
+            if last is None:
                 return False
-            self._append(connection, task_id, "status",
-                         {"status": QUEUED, "reason": "its orchestrator shut down; requeued"})  # fmt: skip
+            requeued = {"status": QUEUED, "reason": "its orchestrator shut down; requeued"}
+            _insert_events(connection, task_id, [("status", requeued, utcnow())], last)
             return True
 
         return await self.db.write(release)
@@ -512,10 +532,10 @@ class TaskStore:
                 if attempts >= max_attempts:
                     exhausted.append(task_id)
                     continue
-                connection.execute(_REQUEUE, {"task_id": task_id})
-                self._append(connection, task_id, "status",
-                             {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
-                              "attempt": attempts})  # fmt: skip
+                last = connection.execute(_REQUEUE, {"task_id": task_id}).scalar_one()
+                requeued = {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
+                            "attempt": attempts}  # fmt: skip
+                _insert_events(connection, task_id, [("status", requeued, utcnow())], last)
                 moved.append(task_id)
 
         await self.db.write(requeue)

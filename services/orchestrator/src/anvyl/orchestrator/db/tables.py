@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -56,16 +57,19 @@ class Task(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    status: Mapped[str] = mapped_column(String(24), index=True)
+    status: Mapped[str] = mapped_column(String(24))
     query: Mapped[str] = mapped_column(Text)
     repo_url: Mapped[str | None] = mapped_column(Text)
-    workspace_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    workspace_id: Mapped[str | None] = mapped_column(String(128))
     request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     # "metadata" is reserved by SQLAlchemy's declarative base, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The seq of the task's last event: appending advances it (UPDATE ... RETURNING), which also
+    # locks the row, so a task's events are numbered without gaps across processes.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # Queue: a runner holds a lease it renews; an expired lease means its orchestrator died.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]

@@ -1,6 +1,9 @@
 """The workspace manager: maps a repository to its worker, keeps it warm, restarts it when dead.
 
 Tasks of one workspace run one at a time (a lock per workspace); different workspaces run in parallel.
+A workspace's row says where it lives and whether its worker was stopped or removed; whether it is
+busy and when it was last used are read from its tasks, so a task costs the row no write (only the
+first task a process runs in a workspace registers it).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from anvyl.agent.client import WorkerClient, WorkerError, WorkerUnreachable
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
@@ -36,6 +39,7 @@ _TOUCH = (
     .returning(_WORKSPACES.c.id)
 )  # fmt: skip
 _INSERT = insert(_WORKSPACES)
+_BUSY_WORKSPACES = select(Task.workspace_id).where(Task.status.in_(ACTIVE_STATES)).distinct()
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -48,7 +52,7 @@ class WorkspaceInfo:
     id: str
     repo_url: str
     backend: str
-    status: str  # idle, busy, stopped, removed
+    status: str  # idle, busy (running a task), stopped, removed
     running: bool
     handle: str | None
     created_at: datetime
@@ -99,15 +103,12 @@ class WorkspaceManager:
     async def acquire(self, repo: RepoRef, emit: EventSink) -> AsyncIterator[ActiveWorkspace]:
         lock = self._locks.setdefault(repo.workspace_id, asyncio.Lock())
         async with lock:
+            known = repo.workspace_id in self._clients  # registered by this process, worker live
             client, reused, sync = await self._checked_out(repo, emit)
             await emit("workspace.synced", {"action": sync.action, "head": sync.head})
-            await self._record(repo, "busy")
-            try:
-                yield ActiveWorkspace(
-                    repo.workspace_id, repo, client, self.backend.name, reused, sync
-                )
-            finally:
-                await self._record(repo, "idle")
+            if not known:
+                await self._register(repo)
+            yield ActiveWorkspace(repo.workspace_id, repo, client, self.backend.name, reused, sync)
 
     async def _checked_out(
         self, repo: RepoRef, emit: EventSink
@@ -189,9 +190,9 @@ class WorkspaceManager:
         if cached is not None:
             await cached[1].aclose()
 
-    async def _record(self, repo: RepoRef, status: str) -> None:
-        # Two per task (busy, then idle): a plain UPDATE, with an INSERT the first time only.
-        values = {"status": status, "repo_url": repo.display_url, "backend": self.backend.name}
+    async def _register(self, repo: RepoRef) -> None:
+        """The workspace's row, as idle with a live worker: an UPDATE, or an INSERT the first time."""
+        values = {"status": "idle", "repo_url": repo.display_url, "backend": self.backend.name}
         now = utcnow()
 
         def record(connection: Connection) -> None:
@@ -227,7 +228,7 @@ class WorkspaceManager:
                 if row is None:
                     session.add(WorkspaceRow(id=worker.workspace_id, repo_url="(adopted)",
                                              backend=self.backend.name, status=status))  # fmt: skip
-                elif row.status != "busy":
+                else:
                     row.status = status
         if adopted:
             log.info("workspace.adopted", workspaces=adopted)
@@ -246,14 +247,12 @@ class WorkspaceManager:
         """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
         now = utcnow()
         stopped, removed = [], []
-        async with self.db.session() as session:
-            rows = list(
-                await session.scalars(select(WorkspaceRow).where(WorkspaceRow.status != "busy"))
-            )
-        for row in rows:
-            unused_for = (now - row.last_used_at).total_seconds()
-            if unused_for < self.settings.workspace_idle_timeout_s or await self._has_active_task(
-                row.id
+        for row, last_used, busy in await self._usage():
+            unused_for = (now - last_used).total_seconds()
+            if (
+                busy
+                or unused_for < self.settings.workspace_idle_timeout_s
+                or await self._has_active_task(row.id)  # one may have started since `_usage`
             ):
                 continue
             lock = self._locks.setdefault(row.id, asyncio.Lock())
@@ -266,7 +265,7 @@ class WorkspaceManager:
                     async with self.db.transaction() as session:
                         await session.execute(delete(WorkspaceRow).where(WorkspaceRow.id == row.id))
                     removed.append(row.id)
-                elif row.status != "stopped":
+                elif row.status not in ("stopped", "removed"):
                     await self.backend.stop(row.id)
                     await self._set_status(row.id, "stopped")
                     stopped.append(row.id)
@@ -288,26 +287,35 @@ class WorkspaceManager:
             except Exception:
                 log.exception("workspace.sweep_failed")
 
+    async def _usage(self) -> list[tuple[WorkspaceRow, datetime, bool]]:
+        """Each workspace with when it was last used and whether a task runs in it, most recently
+        used first. Read from the tasks, which every replica keeps current (a flag on the row would
+        stay set when an orchestrator died mid-task)."""
+        last_finished = (
+            select(func.max(Task.finished_at)).where(Task.workspace_id == WorkspaceRow.id)
+            .correlate(WorkspaceRow).scalar_subquery()
+        )  # fmt: skip
+        async with self.db.session() as session:
+            rows = (await session.execute(select(WorkspaceRow, last_finished))).all()
+            busy = set(await session.scalars(_BUSY_WORKSPACES))
+        usage = [(row, max(row.last_used_at, finished or row.last_used_at), row.id in busy)
+                 for row, finished in rows]  # fmt: skip
+        return sorted(usage, key=lambda entry: entry[1], reverse=True)
+
     async def describe(self) -> list[WorkspaceInfo]:
         live = {w.workspace_id: w for w in await self.backend.list_owned()}
-        async with self.db.session() as session:
-            rows = list(
-                await session.scalars(
-                    select(WorkspaceRow).order_by(WorkspaceRow.last_used_at.desc())
-                )
-            )
         return [
             WorkspaceInfo(
                 id=row.id,
                 repo_url=row.repo_url,
                 backend=row.backend,
-                status=row.status,
+                status="busy" if busy else row.status,
                 running=bool(live.get(row.id) and live[row.id].running),
                 handle=live[row.id].handle if row.id in live else None,
                 created_at=row.created_at,
-                last_used_at=row.last_used_at,
+                last_used_at=last_used,
             )
-            for row in rows
+            for row, last_used, busy in await self._usage()
         ]
 
     async def remove(self, workspace_id: str, *, purge: bool) -> bool:
