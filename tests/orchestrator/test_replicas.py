@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -70,6 +72,10 @@ async def test_two_processes_share_one_queue_and_run_each_of_50_tasks_exactly_on
             for task_events in events]  # fmt: skip
     assert all(len(r) == 1 for r in runs), "a task ran more than once"
     assert len({r[0] for r in runs}) == 2, "one process did all the work"
+    for workspace in range(5):  # one at a time per workspace, in arrival order, across replicas
+        spans = [(datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["finished_at"]))
+                 for t in tasks[workspace::5]]  # fmt: skip
+        assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
 
 
 async def test_serve_with_two_worker_processes_shares_one_port_and_one_queue(

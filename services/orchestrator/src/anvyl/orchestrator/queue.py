@@ -25,7 +25,7 @@ from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import Claimed, TaskStore
+from anvyl.orchestrator.store import TaskStore
 
 log = get_logger(__name__)
 StopReason = Literal["cancel", "timeout", "lease_lost", "shutdown"]
@@ -175,21 +175,20 @@ class TaskQueue:
     async def _runner_loop(self, index: int) -> None:
         while True:
             try:
-                claimed = await self._claim()
+                task = await self._claim()
             except Exception:
                 log.exception("queue.claim_failed", runner=index)
-                claimed = None
+                task = None
                 await asyncio.sleep(self.settings.queue_poll_s)
-            if claimed is None:
+            if task is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeups.get(), self.settings.queue_poll_s)
                 continue
-            if claimed.more:
-                self.wake()  # another task can start now: let an idle runner take it
-            await self._run(claimed.task)
+            self.wake()  # there may be more: let another idle runner look
+            await self._run(task)
             # The workspace is free: this runner looks again at once, so its next task starts.
 
-    async def _claim(self) -> Claimed | None:
+    async def _claim(self) -> Task | None:
         if self.single_process:
             async with self._claim_lock:
                 return await self.store.claim(self.owner, self.settings.task_lease_s)

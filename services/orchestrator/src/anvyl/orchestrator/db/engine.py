@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -83,14 +84,36 @@ class Database:
             self._writer, _in_transaction, self.sync_engine, work
         )
 
+    async def write_single(self, work: Work[ResultT]) -> ResultT:
+        """Run `work`, which on PostgreSQL issues a single statement (atomic by itself), outside a
+        transaction block there: one round trip instead of three (BEGIN, the statement, COMMIT).
+        The hot paths' writes of several rows are single statements there (data-modifying CTEs).
+        Elsewhere `work` runs as a transaction, like `write`."""
+        if self.dialect != "postgresql":
+            return await self.write(work)
+        async with self._autocommit() as connection:
+            return await connection.run_sync(work)
+
     async def read(self, work: Work[ResultT]) -> ResultT:
-        """Run `work` on a connection for reading (rolled back at the end)."""
+        """Run `work` on a connection for reading. On PostgreSQL its statements run outside a
+        transaction block: under READ COMMITTED each statement sees its own snapshot either way,
+        and a read is then one round trip instead of three (BEGIN, the query, ROLLBACK)."""
+        if self.dialect == "postgresql":
+            async with self._autocommit() as connection:
+                return await connection.run_sync(work)
         if self._readers is None:
             async with self.engine.connect() as connection:
                 return await connection.run_sync(work)
         return await asyncio.get_running_loop().run_in_executor(
             self._readers, _on_connection, self.sync_engine, work
         )
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        # The isolation level is the driver's setting on the pooled connection (no round trip);
+        # the pool sets it back when the connection returns.
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:
