@@ -76,7 +76,8 @@ class Database:
     async def write(self, work: Work[ResultT]) -> ResultT:
         """Run `work` as one write transaction: committed when it returns, rolled back if it raises.
 
-        The hot paths (enqueue, claim, events, finish) use Core statements here, not the ORM."""
+        The hot paths (enqueue, claim, events, finish) use Core statements, not the ORM: here on
+        SQLite, through `write_single` on PostgreSQL."""
         if self._writer is None:  # PostgreSQL (row locks order its writers), in-memory SQLite
             async with self._writer_turn(), self.engine.begin() as connection:
                 return await connection.run_sync(work)
