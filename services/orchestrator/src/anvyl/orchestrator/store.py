@@ -105,7 +105,9 @@ def _pick_next_statement() -> Select[str, str | None]:
 _PICK_NEXT = _pick_next_statement()
 _INSERT_TASKS = insert(_TASKS)
 # PostgreSQL: new tasks and their first events as one statement (see `Database.write_single`). The
-# rows travel as one JSON array that the server reads back into rows of the tasks table.
+# rows travel as one JSON array that the server reads back into rows of the tasks table; a key
+# missing from a row reads as NULL, not as the column's default, so the rows carry every column
+# that is NOT NULL (`create` and `_insert_rows` set them).
 _PG_INSERT_TASKS = text(
     "WITH new_tasks AS (INSERT INTO tasks"
     " SELECT * FROM json_populate_recordset(CAST(NULL AS tasks), CAST(:tasks AS JSON))"
@@ -495,7 +497,6 @@ class TaskStore:
         workspace run one at a time in arrival order. SKIP LOCKED lets replicas claim concurrently.
         """
         now = utcnow()
-
         parameters = {"owner": owner, "now": now, "expires": now + timedelta(seconds=lease_s)}
         started = {"status": RUNNING, "runner": owner}
         if self.db.dialect == "postgresql":
