@@ -1,12 +1,19 @@
-"""Helpers the benchmarks share: free ports, killing orphaned processes, Ctrl-C inside asyncio."""
+"""Helpers the benchmarks share: free ports, killing orphaned processes, Ctrl-C inside asyncio,
+a throw-away PostgreSQL database."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+POSTGRES_URL = os.environ.get(
+    "ANVYL_BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -33,3 +40,26 @@ def interrupt(signum: int, _frame: object) -> None:
     """Signal handler: SIGINT and SIGTERM raise KeyboardInterrupt inside the event loop, so every
     `finally` (and asyncio.run's cancellation of the remaining tasks) cleans up."""
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A new database on the server at ANVYL_BENCH_POSTGRES_URL, as an asyncpg SQLAlchemy URL;
+    dropped at the end (its connections closed by force)."""
+    import asyncpg
+
+    name = f"anvyl_bench_{secrets.token_hex(5)}"
+    admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -54,11 +54,8 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from common import free_port, interrupt, kill_processes_mentioning
+from common import free_port, fresh_postgres, interrupt, kill_processes_mentioning
 
-POSTGRES_URL = os.environ.get(
-    "ANVYL_BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
-)
 TARGET_P50_MS, TARGET_P99_MS, TARGET_START_MS = 10.0, 50.0, 50.0
 SETUPS = ("sqlite", "postgres", "postgres-split", "postgres-x2")
 SERVER_GROUPS: list[int] = []  # process groups of the running `anvyl serve` processes
@@ -129,27 +126,6 @@ def anvyl_serve(env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> I
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"anvyl_bench_{secrets.token_hex(5)}"
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @contextlib.asynccontextmanager
