@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from typing import Any
 import docker
 import pytest
 
+from anvyl.agent.client import WorkerError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.workspaces.base import WorkerEndpoint
 from anvyl.orchestrator.workspaces.docker_backend import DockerBackend
+from anvyl.orchestrator.workspaces.local_backend import LocalBackend
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
 from anvyl.orchestrator.workspaces.repos import parse_repo
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory
@@ -226,3 +230,48 @@ async def test_start_up_adopts_its_containers_and_removes_those_it_cannot_use(
     assert stale.name not in names
     assert listed[task["workspace_id"]]["running"] is True
     assert again["metadata"]["workspace"]["reused"] is True
+
+
+def process_ended(pid: int) -> bool:
+    """A zombie, or reaped (asyncio's child watcher thread reaps at once; the loop hears later)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_killed_local_worker_is_replaced_even_before_asyncio_has_reaped_it(
+    tmp_path: Path, sample_repo: Path
+) -> None:
+    """asyncio sets a killed worker's returncode only when the loop runs its child watcher's
+    callback; on a busy host the next task could get there first and was handed the dead worker
+    (then waited 30 s for it to answer)."""
+    backend = LocalBackend(Settings(data_dir=tmp_path / "data", workspace_sandbox="none"))
+    repo = parse_repo(str(sample_repo))
+    try:
+        first = await backend.ensure_running(repo)
+        await wait_until_healthy(backend, first)
+        os.killpg(int(first.handle), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        # Blocking on purpose: without a turn of the event loop, asyncio has not heard of the exit.
+        while not process_ended(int(first.handle)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = await backend.ensure_running(repo)
+        assert second.handle != first.handle
+        await wait_until_healthy(backend, second)
+    finally:
+        await backend.close()
+
+
+async def wait_until_healthy(backend: LocalBackend, endpoint: WorkerEndpoint) -> None:
+    client = backend.worker_client(endpoint)
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    await client.health(timeout=1.0)
+                    return
+                except WorkerError:
+                    await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()

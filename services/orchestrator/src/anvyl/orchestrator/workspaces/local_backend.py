@@ -27,6 +27,27 @@ _STOP_TIMEOUT_S = 5.0
 _LOG_LINES_KEPT = 200
 
 
+_HAS_PROC = Path("/proc/self/stat").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the worker's process still runs. `returncode` alone can lag: asyncio sets it when
+    the event loop runs its child watcher's callback, which on a busy host can be long after the
+    process died (a zombie, or already reaped by the watcher's thread) and the next task found the
+    worker dead."""
+    if not _HAS_PROC:  # no /proc (macOS): a zombie passes as alive until it is reaped
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")  # zombie, dead
+
+
 @dataclass
 class _Worker:
     process: asyncio.subprocess.Process
@@ -100,8 +121,10 @@ class LocalBackend:
 
     async def ensure_running(self, repo: RepoRef) -> WorkerEndpoint:
         current = self._workers.get(repo.workspace_id)
-        if current is not None and current.process.returncode is None:
-            return current.endpoint
+        if current is not None:
+            if current.process.returncode is None and _alive(current.process.pid):
+                return current.endpoint
+            await self.stop(repo.workspace_id)  # reaps it: a dead worker is not handed out again
         workspace = self.directory(repo.workspace_id)
         workspace.mkdir(parents=True, exist_ok=True)
         log = workspace.parent / "worker.log"
