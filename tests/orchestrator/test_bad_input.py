@@ -47,8 +47,9 @@ async def test_bad_request_is_422_with_a_clear_message_and_stores_nothing(
             body[key] = str(not_git)
     async with make_orchestrator(workspace_backend="local") as orch:
         response = await orch.http.post("/orchestrate", json=body)
-        async with orch.services.db.session() as session:
-            stored = await session.scalar(select(func.count()).select_from(Task))
+        stored = await orch.services.db.read(
+            lambda c: c.scalar(select(func.count()).select_from(Task))
+        )
     assert response.status_code == 422, response.text
     assert says in response.json()["detail"]
     assert stored == 0

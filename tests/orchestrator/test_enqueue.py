@@ -53,11 +53,11 @@ async def test_concurrent_enqueues_are_written_together_each_with_its_first_even
     ))  # fmt: skip
     assert all(c.new for c in created) and len({c.task.id for c in created}) == 100
     assert batches[0] <= 3, f"{batches[0]} batches for 100 concurrent enqueues"
-    async with store.db.session() as session:
-        stored = set(await session.scalars(select(Task.id).where(Task.status == QUEUED)))
-        first_events = list(
-            await session.execute(select(TaskEvent.task_id, TaskEvent.seq, TaskEvent.data))
-        )
+    stored = set(await store.db.read(
+        lambda c: c.scalars(select(Task.id).where(Task.status == QUEUED)).all()))  # fmt: skip
+    first_events = await store.db.read(
+        lambda c: list(c.execute(select(TaskEvent.task_id, TaskEvent.seq, TaskEvent.data)))
+    )
     assert stored == {c.task.id for c in created}
     assert sorted((task_id, seq) for task_id, seq, _ in first_events) == sorted(
         (c.task.id, 1) for c in created
@@ -92,8 +92,7 @@ async def test_a_bad_row_fails_only_its_own_enqueue(store: TaskStore) -> None:
                                    return_exceptions=True)  # fmt: skip
     failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
     assert failed == [7] and isinstance(results[7], IntegrityError)
-    async with store.db.session() as session:
-        count = await session.scalar(select(func.count()).select_from(Task))
+    count = await store.db.read(lambda c: c.scalar(select(func.count()).select_from(Task)))
     assert count == 9
 
 
@@ -123,8 +122,7 @@ async def test_a_claim_behind_a_long_backlog_takes_the_head_of_the_idle_workspac
     rows[0]["status"] = RUNNING
     idle = [{**rows[1], "id": str(uuid.uuid4()), "workspace_id": "idle",
              "created_at": start + timedelta(seconds=1, microseconds=n)} for n in range(2)]  # fmt: skip
-    async with store.db.transaction() as session:
-        await session.execute(insert(Task.metadata.tables["tasks"]), rows + idle)
+    await store.db.write(lambda c: c.execute(insert(Task.metadata.tables["tasks"]), rows + idle))
     claimed = await store.claim("runner", lease_s=30)
     assert claimed is not None and claimed.id == idle[0]["id"]
     assert await store.claim("runner", lease_s=30) is None  # the rest wait for their workspace

@@ -45,11 +45,11 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
             )  # fmt: skip
         return repo, repo.workspace_id
     if body.workspace_id is not None:
-        async with svc.db.session() as session:
-            url = await session.scalar(
-                select(Task.repo_url).where(Task.workspace_id == body.workspace_id)
-                .order_by(Task.created_at.desc()).limit(1)
-            )  # fmt: skip
+        latest = (
+            select(Task.repo_url).where(Task.workspace_id == body.workspace_id)
+            .order_by(Task.created_at.desc()).limit(1)
+        )  # fmt: skip
+        url = await svc.db.read(lambda c: c.scalar(latest))
         if url is None:
             raise HTTPException(
                 422, f"workspace_id: no workspace {body.workspace_id!r}; send repo_url"

@@ -1,4 +1,5 @@
-"""Engine and session factory for SQLite (embedded default) and PostgreSQL (asyncpg)."""
+"""The database: SQLite (embedded default) or PostgreSQL (asyncpg), read and written through work
+functions on a connection (`Database.write`, `write_single`, `read`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from anvyl.orchestrator.db.migrations import upgrade_to_head
 
@@ -47,20 +42,16 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        # Sessions are short, one per unit of work: an UPDATE need not bring loaded objects up to
-        # date ("synchronize_session"), which was a measurable share of a task's CPU.
-        self.session = async_sessionmaker(self.engine, expire_on_commit=False,
-                                          execution_options={"synchronize_session": False})  # fmt: skip
-        # SQLite has one writer at a time and no row locks: this process's ORM write transactions
-        # take turns, so a read-then-write cannot race another. (They are rare: workspace
-        # bookkeeping. Beside the writer thread below, SQLite's own lock and busy timeout order them.)
+        # In-memory SQLite (tests) has no row locks and runs transactions on the async engine:
+        # this process's write transactions take turns, so a read-then-write cannot race another.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        # SQLite, the hot paths: each transaction (or read) runs whole on a thread of its own with
-        # the synchronous driver, one trip from the event loop and back. Through aiosqlite every
+        # SQLite files: each transaction (or read) runs whole on a thread of its own with the
+        # synchronous driver, one trip from the event loop and back. Through aiosqlite every
         # statement is three or four trips, and under load each trip waits for a turn of the loop
         # (an enqueue spent 2 ms executing and 3 ms waiting for the runners' writes that way).
         # One writer thread is also the writers' turn-taking: a transaction that reads then writes
-        # (numbering events, claiming) cannot race another.
+        # (numbering events, claiming) cannot race another. (The async engine, aiosqlite, only
+        # runs the migrations there.)
         self.sync_engine: Engine = self.engine.sync_engine
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -76,8 +67,9 @@ class Database:
     async def write(self, work: Work[ResultT]) -> ResultT:
         """Run `work` as one write transaction: committed when it returns, rolled back if it raises.
 
-        The hot paths (enqueue, claim, events, finish) use Core statements, not the ORM: here on
-        SQLite, through `write_single` on PostgreSQL."""
+        Every access to the database goes through `write`, `write_single` or `read`, with Core
+        statements (the hot paths: enqueue, claim, events and finish use `write_single`, a single
+        statement on PostgreSQL)."""
         if self._writer is None:  # PostgreSQL (row locks order its writers), in-memory SQLite
             async with self._writer_turn(), self.engine.begin() as connection:
                 return await connection.run_sync(work)
@@ -118,18 +110,12 @@ class Database:
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:
-        """SQLite: this process's write transactions take turns (see `_write_lock`)."""
+        """In-memory SQLite: this process's write transactions take turns (see `_write_lock`)."""
         if self._write_lock is None:
             yield
             return
         async with self._write_lock:
             yield
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction (committed at the end, rolled back on error)."""
-        async with self._writer_turn(), self.session.begin() as session:
-            yield session
 
     async def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""

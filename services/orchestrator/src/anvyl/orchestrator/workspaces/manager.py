@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from anvyl.agent.client import WorkerClient, WorkerError, WorkerUnreachable
 from anvyl.agent.models import GitCloneRequest, GitCloneResult
@@ -39,7 +39,24 @@ _TOUCH = (
     .returning(_WORKSPACES.c.id)
 )  # fmt: skip
 _INSERT = insert(_WORKSPACES)
-_BUSY_WORKSPACES = select(Task.workspace_id).where(Task.status.in_(ACTIVE_STATES)).distinct()
+W, T = _WORKSPACES.c, Task.metadata.tables["tasks"].c
+_BUSY_WORKSPACES = select(T.workspace_id).where(T.status.in_(ACTIVE_STATES)).distinct()
+_ACTIVE_TASK = (
+    select(T.id).where(T.workspace_id == bindparam("workspace_id"), T.status.in_(ACTIVE_STATES))
+    .limit(1)
+)  # fmt: skip
+# Each workspace with the end of its last task (when it was last used, together with the row's own
+# last_used_at, which registration sets).
+_WITH_LAST_FINISHED = select(
+    _WORKSPACES,
+    select(func.max(T.finished_at)).where(T.workspace_id == W.id).scalar_subquery()
+    .label("last_finished"),
+)  # fmt: skip
+_FIND = select(W.id).where(W.id == bindparam("workspace_id"))
+_SET_STATUS = (
+    update(_WORKSPACES).where(W.id == bindparam("workspace_id")).values(status=bindparam("status"))
+)
+_DELETE = delete(_WORKSPACES).where(W.id == bindparam("workspace_id"))
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -222,26 +239,26 @@ class WorkspaceManager:
                 await self.backend.remove(worker.workspace_id, purge=False)
                 continue
             adopted.append(worker.workspace_id)
-            async with self.db.transaction() as session:
-                row = await session.get(WorkspaceRow, worker.workspace_id)
-                status = "idle" if worker.running else "stopped"
-                if row is None:
-                    session.add(WorkspaceRow(id=worker.workspace_id, repo_url="(adopted)",
-                                             backend=self.backend.name, status=status))  # fmt: skip
-                else:
-                    row.status = status
+            await self._adopt_row(worker.workspace_id, "idle" if worker.running else "stopped")
         if adopted:
             log.info("workspace.adopted", workspaces=adopted)
         return adopted
 
+    async def _adopt_row(self, workspace_id: str, status: str) -> None:
+        """The row of an adopted worker: its status set, or a new row when there was none."""
+        found = {"workspace_id": workspace_id, "status": status}
+        new = {"id": workspace_id, "repo_url": "(adopted)", "backend": self.backend.name,
+               "status": status}  # fmt: skip
+
+        def adopt(connection: Connection) -> None:
+            if connection.execute(_SET_STATUS, found).rowcount == 0:
+                connection.execute(_INSERT, new)
+
+        await self.db.write(adopt)
+
     async def _has_active_task(self, workspace_id: str) -> bool:
-        async with self.db.session() as session:
-            found = await session.scalar(
-                select(Task.id)
-                .where(Task.workspace_id == workspace_id, Task.status.in_(ACTIVE_STATES))
-                .limit(1)
-            )
-            return found is not None
+        parameters = {"workspace_id": workspace_id}
+        return await self.db.read(lambda c: c.scalar(_ACTIVE_TASK, parameters) is not None)
 
     async def sweep(self) -> dict[str, list[str]]:
         """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
@@ -262,8 +279,7 @@ class WorkspaceManager:
                 await self._forget(row.id)
                 if unused_for >= self.settings.workspace_retention_s:
                     await self.backend.remove(row.id, purge=True)
-                    async with self.db.transaction() as session:
-                        await session.execute(delete(WorkspaceRow).where(WorkspaceRow.id == row.id))
+                    await self._delete_row(row.id)
                     removed.append(row.id)
                 elif row.status not in ("stopped", "removed"):
                     await self.backend.stop(row.id)
@@ -274,10 +290,11 @@ class WorkspaceManager:
         return {"stopped": stopped, "removed": removed}
 
     async def _set_status(self, workspace_id: str, status: str) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(WorkspaceRow).where(WorkspaceRow.id == workspace_id).values(status=status)
-            )
+        parameters = {"workspace_id": workspace_id, "status": status}
+        await self.db.write(lambda c: c.execute(_SET_STATUS, parameters))
+
+    async def _delete_row(self, workspace_id: str) -> None:
+        await self.db.write(lambda c: c.execute(_DELETE, {"workspace_id": workspace_id}))
 
     async def run_janitor(self) -> None:
         while True:
@@ -287,19 +304,19 @@ class WorkspaceManager:
             except Exception:
                 log.exception("workspace.sweep_failed")
 
-    async def _usage(self) -> list[tuple[WorkspaceRow, datetime, bool]]:
-        """Each workspace with when it was last used and whether a task runs in it, most recently
-        used first. Read from the tasks, which every replica keeps current (a flag on the row would
-        stay set when an orchestrator died mid-task)."""
-        last_finished = (
-            select(func.max(Task.finished_at)).where(Task.workspace_id == WorkspaceRow.id)
-            .correlate(WorkspaceRow).scalar_subquery()
-        )  # fmt: skip
-        async with self.db.session() as session:
-            rows = (await session.execute(select(WorkspaceRow, last_finished))).all()
-            busy = set(await session.scalars(_BUSY_WORKSPACES))
-        usage = [(row, max(row.last_used_at, finished or row.last_used_at), row.id in busy)
-                 for row, finished in rows]  # fmt: skip
+    async def _usage(self) -> list[tuple[Row[Any], datetime, bool]]:
+        """Each workspace row with when it was last used and whether a task runs in it, most
+        recently used first. Read from the tasks, which every replica keeps current (a flag on the
+        row would stay set when an orchestrator died mid-task)."""
+
+        def read(connection: Connection) -> tuple[list[Row[Any]], set[str | None]]:
+            return list(connection.execute(_WITH_LAST_FINISHED)), set(
+                connection.scalars(_BUSY_WORKSPACES)
+            )
+
+        rows, busy = await self.db.read(read)
+        usage = [(row, max(row.last_used_at, row.last_finished or row.last_used_at), row.id in busy)
+                 for row in rows]  # fmt: skip
         return sorted(usage, key=lambda entry: entry[1], reverse=True)
 
     async def describe(self) -> list[WorkspaceInfo]:
@@ -320,26 +337,18 @@ class WorkspaceManager:
 
     async def remove(self, workspace_id: str, *, purge: bool) -> bool:
         """Stop and remove a workspace's worker (and its files with `purge`). False if unknown."""
-        async with self.db.session() as session:
-            row = await session.get(WorkspaceRow, workspace_id)
-        if row is None:
+        parameters = {"workspace_id": workspace_id}
+        if await self.db.read(lambda c: c.execute(_FIND, parameters).first()) is None:
             return False
         if await self._has_active_task(workspace_id):
             raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
         async with self._locks.setdefault(workspace_id, asyncio.Lock()):
             await self._forget(workspace_id)
             await self.backend.remove(workspace_id, purge=purge)
-            async with self.db.transaction() as session:
-                if purge:
-                    await session.execute(
-                        delete(WorkspaceRow).where(WorkspaceRow.id == workspace_id)
-                    )
-                else:
-                    await session.execute(
-                        update(WorkspaceRow)
-                        .where(WorkspaceRow.id == workspace_id)
-                        .values(status="removed")
-                    )
+            if purge:
+                await self._delete_row(workspace_id)
+            else:
+                await self._set_status(workspace_id, "removed")
         return True
 
     async def close(self) -> None:
