@@ -1,5 +1,5 @@
 """Helpers the benchmarks share: free ports, killing orphaned processes, Ctrl-C inside asyncio,
-a throw-away PostgreSQL database."""
+a throw-away PostgreSQL database, a small git repository for tasks to work on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,3 +64,14 @@ async def fresh_postgres() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def make_git_repo(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name, text in {"README.md": "# bench\n", "src/app.py": "print('hi')\n"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git = ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
+        subprocess.run([*git, *args], cwd=root, check=True, timeout=30)
+    return root

@@ -22,7 +22,6 @@ import collections
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +32,7 @@ from sqlalchemy import Connection, event
 
 from anvyl.orchestrator.api.app import create_app
 from anvyl.orchestrator.settings import Settings
-from common import fresh_postgres, interrupt
+from common import fresh_postgres, interrupt, make_git_repo
 
 # Statements by what they do: (kind, how it starts, a fragment it also holds), first match wins.
 KINDS = (
@@ -60,16 +59,6 @@ def kind_of(statement: str) -> str:
         if flat.startswith(starts) and holds in flat:
             return kind
     return "other: " + flat[:60]
-
-
-def make_git_repo(root: Path) -> Path:
-    (root / "src").mkdir(parents=True)
-    (root / "README.md").write_text("# bench\n")
-    (root / "src" / "app.py").write_text("print('hi')\n")
-    git = ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
-        subprocess.run([*git, *args], cwd=root, check=True, timeout=30)
-    return root
 
 
 async def count(database_url: str, tmp: Path, repo: Path, tasks: int) -> dict[str, float]:

@@ -54,7 +54,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from common import free_port, fresh_postgres, interrupt, kill_processes_mentioning
+from common import free_port, fresh_postgres, interrupt, kill_processes_mentioning, make_git_repo
 
 TARGET_P50_MS, TARGET_P99_MS, TARGET_START_MS = 10.0, 50.0, 50.0
 SETUPS = ("sqlite", "postgres", "postgres-split", "postgres-x2")
@@ -64,17 +64,6 @@ SERVER_GROUPS: list[int] = []  # process groups of the running `anvyl serve` pro
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def make_git_repo(root: Path) -> Path:
-    root.mkdir(parents=True)
-    for name, text in {"README.md": "# bench\n", "src/app.py": "print('hi')\n"}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    git = ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
-        subprocess.run([*git, *args], cwd=root, check=True, timeout=30)
-    return root
 
 
 def group_cpu_seconds(groups: list[int]) -> float:

@@ -59,7 +59,8 @@ _EVENTS = Task.metadata.tables["task_events"]
 T, E = _TASKS.c, _EVENTS.c
 
 
-_BUSY_WORKSPACES = select(T.workspace_id).where(
+# The workspaces with an active task (the claim skips them; the workspace listing shows them busy).
+BUSY_WORKSPACES = select(T.workspace_id).where(
     T.status.in_(ACTIVE_STATES), T.workspace_id.is_not(None)
 )
 
@@ -88,9 +89,7 @@ def _pick_next_statement() -> Select[str, str | None]:
         )
         .exists()
     )
-    idle = or_(
-        candidate.c.workspace_id.is_(None), candidate.c.workspace_id.not_in(_BUSY_WORKSPACES)
-    )
+    idle = or_(candidate.c.workspace_id.is_(None), candidate.c.workspace_id.not_in(BUSY_WORKSPACES))
     return (
         select(candidate.c.id, candidate.c.workspace_id)
         .where(candidate.c.status == QUEUED, idle, ~earlier)
@@ -381,8 +380,6 @@ class TaskStore:
     async def _insert_rows(self, tasks: list[dict[str, Any]]) -> None:
         """New queued tasks, each with its first event ("queued", seq 1), all or none."""
         rows = [_task_row(t) | {"event_seq": 1} for t in tasks]
-        events = [{"task_id": t["id"], "seq": 1, "type": "status", "data": _QUEUED_EVENT_DATA,
-                   "created_at": t["created_at"]} for t in tasks]  # fmt: skip
 
         def insert_rows(connection: Connection) -> None:
             if connection.dialect.name == "postgresql":
@@ -392,7 +389,9 @@ class TaskStore:
                 )
                 return
             connection.execute(_INSERT_TASKS, rows)
-            connection.execute(_INSERT_EVENTS, events)
+            connection.execute(_INSERT_EVENTS, [
+                {"task_id": t["id"], "seq": 1, "type": "status", "data": _QUEUED_EVENT_DATA,
+                 "created_at": t["created_at"]} for t in tasks])  # fmt: skip
 
         await self.db.write_single(insert_rows)
 

@@ -25,7 +25,7 @@ from anvyl.orchestrator.db.tables import Task, utcnow
 from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import ACTIVE_STATES
+from anvyl.orchestrator.store import ACTIVE_STATES, BUSY_WORKSPACES
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
 
@@ -40,7 +40,6 @@ _TOUCH = (
 )  # fmt: skip
 _INSERT = insert(_WORKSPACES)
 W, T = _WORKSPACES.c, Task.metadata.tables["tasks"].c
-_BUSY_WORKSPACES = select(T.workspace_id).where(T.status.in_(ACTIVE_STATES)).distinct()
 _ACTIVE_TASK = (
     select(T.id).where(T.workspace_id == bindparam("workspace_id"), T.status.in_(ACTIVE_STATES))
     .limit(1)
@@ -311,7 +310,7 @@ class WorkspaceManager:
 
         def read(connection: Connection) -> tuple[list[Row[Any]], set[str | None]]:
             return list(connection.execute(_WITH_LAST_FINISHED)), set(
-                connection.scalars(_BUSY_WORKSPACES)
+                connection.scalars(BUSY_WORKSPACES)
             )
 
         rows, busy = await self.db.read(read)
