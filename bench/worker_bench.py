@@ -19,7 +19,7 @@ import time
 
 import httpx
 
-from anvyl.agent.client import WorkerClient
+from anvyl.worker.client import WorkerClient
 
 IMAGE = os.environ.get("ANVYL_AGENT_IMAGE", "anvyl/agent:dev")
 LABEL = "anvyl.test=worker"
@@ -257,9 +257,9 @@ def main() -> int:
     base = import_time("sys")
     rows.append(
         (
-            "import anvyl.agent.server, uvicorn in the image (n=3)",
+            "import anvyl.worker.server, uvicorn in the image (n=3)",
             "ms",
-            (import_time("anvyl.agent.server, uvicorn") - base) * 1e3,
+            (import_time("anvyl.worker.server, uvicorn") - base) * 1e3,
             float("nan"),
         )
     )

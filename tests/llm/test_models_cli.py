@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from anvyl.orchestrator.llm.cli import models_app
+from anvyl.orchestrator.cli.models import models_app
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply, refused_port
 
 

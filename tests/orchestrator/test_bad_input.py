@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 from anvyl.orchestrator.api.app import create_app
 from anvyl.orchestrator.db.tables import Task
-from anvyl.orchestrator.notify import asyncpg_dsn
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.wakeups import asyncpg_dsn
 from tests.orchestrator.conftest import OrchestratorFactory
 
 

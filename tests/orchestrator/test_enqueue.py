@@ -17,7 +17,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
 from anvyl.orchestrator.llm.testing import refused_port
-from anvyl.orchestrator.store import _PICK_NEXT, QUEUED, RUNNING, Event, GroupCommit, TaskStore
+from anvyl.orchestrator.tasks.store import (
+    _PICK_NEXT,
+    QUEUED,
+    RUNNING,
+    Event,
+    GroupCommit,
+    TaskStore,
+)
 
 
 @pytest.fixture

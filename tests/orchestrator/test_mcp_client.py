@@ -8,7 +8,7 @@ import pytest
 
 from anvyl.mcp_hub.app import create_hub
 from anvyl.mcp_hub.settings import HubSettings
-from anvyl.orchestrator.mcp_client import McpServerConfig, McpToolbox, load_mcp_servers
+from anvyl.orchestrator.loop.mcp_client import McpServerConfig, McpToolbox, load_mcp_servers
 from tests.mcp_hub.conftest import TEST_TOKEN, serve_app
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import alembic_config, is_current
 from anvyl.orchestrator.db.tables import Base, utcnow
-from anvyl.orchestrator.store import TaskStore
+from anvyl.orchestrator.tasks.store import TaskStore
 
 
 async def test_migrations_match_the_models_and_are_current(database_url: str) -> None:

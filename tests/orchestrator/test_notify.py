@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from anvyl.orchestrator.notify import CrossProcessWakeups, asyncpg_dsn
+from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups, asyncpg_dsn
 
 
 async def test_notices_reach_the_other_process_and_survive_a_lost_connection(

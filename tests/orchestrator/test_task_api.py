@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from anvyl.orchestrator.api.app import create_app
-from anvyl.orchestrator.queue import QueueAlreadyRunning
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.queue import QueueAlreadyRunning
 from tests.conftest import make_git_repo
 from tests.helpers import read_sse, serving
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory

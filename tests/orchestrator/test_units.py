@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from anvyl.orchestrator import planner
-from anvyl.orchestrator.cli import app
+from anvyl.orchestrator.cli.main import app
+from anvyl.orchestrator.loop import planner
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo, redact_url
 
 WORKSPACE_TOOLS = ["list_files", "read_file", "git_status", "git_log", "run_shell"]

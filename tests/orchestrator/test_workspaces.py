@@ -13,14 +13,14 @@ from typing import Any
 import docker
 import pytest
 
-from anvyl.agent.client import WorkerError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint
-from anvyl.orchestrator.workspaces.docker_backend import DockerBackend
-from anvyl.orchestrator.workspaces.local_backend import LocalBackend
+from anvyl.orchestrator.workspaces.docker import DockerBackend
+from anvyl.orchestrator.workspaces.local import LocalBackend
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
 from anvyl.orchestrator.workspaces.repos import parse_repo
+from anvyl.worker.client import WorkerError
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory
 
 BACKENDS = ["docker", "local"]

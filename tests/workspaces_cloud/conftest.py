@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 from google.auth.credentials import AnonymousCredentials
 
-from anvyl.agent.server import WorkerConfig, create_app
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.workspaces.cloudrun_backend import CloudRunBackend
+from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
+from anvyl.worker.server import WorkerConfig, create_app
 
 from .fake_cloudrun import FakeGoogleCloud, free_port
 
@@ -26,7 +26,7 @@ BUCKET = "anvyl-test-bucket"
 
 
 class WorkerFarm:
-    """Runs a real worker (anvyl.agent.server) per deployed service, its files in a local dir
+    """Runs a real worker (anvyl.worker.server) per deployed service, its files in a local dir
     standing in for the GCS volume's `only-dir`."""
 
     def __init__(self, root: Path) -> None:

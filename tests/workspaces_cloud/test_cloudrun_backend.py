@@ -11,16 +11,16 @@ import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from anvyl.agent.client import WorkerClient, WorkerError
-from anvyl.agent.models import ExecRequest
 from anvyl.orchestrator.workspaces.base import WorkspaceError
-from anvyl.orchestrator.workspaces.cloudrun_backend import (
+from anvyl.orchestrator.workspaces.cloudrun import (
     ID_TOKEN_HEADER,
     CloudRunBackend,
     service_id_for,
 )
 from anvyl.orchestrator.workspaces.manager import create_backend
 from anvyl.orchestrator.workspaces.repos import parse_repo
+from anvyl.worker.client import WorkerClient, WorkerError
+from anvyl.worker.models import ExecRequest
 
 from .conftest import BUCKET, PROJECT, REGION, WorkerFarm, cloud_settings
 from .fake_cloudrun import FakeGoogleCloud, Fault

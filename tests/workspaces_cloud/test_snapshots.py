@@ -20,7 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.workspaces.local_backend import LocalBackend
+from anvyl.orchestrator.workspaces.local import LocalBackend
 from anvyl.orchestrator.workspaces.snapshots import (
     DirectoryFiles,
     DockerContainerFiles,

@@ -1,3 +1,3 @@
-from anvyl.orchestrator.cli import main
+from anvyl.orchestrator.cli.main import main
 
 main()

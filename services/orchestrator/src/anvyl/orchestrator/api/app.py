@@ -26,16 +26,16 @@ from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import is_current
-from anvyl.orchestrator.events import EventBus
-from anvyl.orchestrator.execution import TaskExecutor
 from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
-from anvyl.orchestrator.mcp_client import McpToolbox, load_mcp_servers
+from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
 from anvyl.orchestrator.metrics import Metrics
-from anvyl.orchestrator.notify import CrossProcessWakeups
-from anvyl.orchestrator.queue import TaskQueue
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import TaskStore
+from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.execution import TaskExecutor
+from anvyl.orchestrator.tasks.queue import TaskQueue
+from anvyl.orchestrator.tasks.store import TaskStore
+from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 
 log = get_logger(__name__)

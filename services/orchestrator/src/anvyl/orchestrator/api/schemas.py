@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from anvyl.orchestrator.agent_loop import TaskPolicy
 from anvyl.orchestrator.db.tables import Task, TaskEvent
+from anvyl.orchestrator.loop.agent_loop import TaskPolicy
 from anvyl.orchestrator.workspaces.repos import redact_url
 
 MAX_QUERY_CHARS = 20_000

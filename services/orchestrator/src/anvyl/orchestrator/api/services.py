@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from anvyl.orchestrator.db.engine import Database
-from anvyl.orchestrator.events import EventBus
-from anvyl.orchestrator.execution import TaskExecutor
 from anvyl.orchestrator.metrics import Metrics
-from anvyl.orchestrator.queue import TaskQueue
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import TaskStore
+from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.execution import TaskExecutor
+from anvyl.orchestrator.tasks.queue import TaskQueue
+from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
 
 

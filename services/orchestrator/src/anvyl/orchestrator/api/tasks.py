@@ -23,8 +23,8 @@ from anvyl.orchestrator.api.schemas import (
 )
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.tables import Task
-from anvyl.orchestrator.events import follow
-from anvyl.orchestrator.store import ALL_STATES, FINAL_STATES, IdempotencyConflict
+from anvyl.orchestrator.tasks.events import follow
+from anvyl.orchestrator.tasks.store import ALL_STATES, FINAL_STATES, IdempotencyConflict
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, RepoRef, parse_repo
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: {"model": Problem}})

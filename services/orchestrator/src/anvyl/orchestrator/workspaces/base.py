@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from anvyl.agent.client import WorkerClient
 from anvyl.orchestrator.workspaces.repos import RepoRef
+from anvyl.worker.client import WorkerClient
 
 WORKER_PORT = 8000
 

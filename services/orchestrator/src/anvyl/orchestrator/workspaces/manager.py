@@ -18,16 +18,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
-from anvyl.agent.client import WorkerClient, WorkerError, WorkerUnreachable
-from anvyl.agent.models import GitCloneRequest, GitCloneResult
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, utcnow
 from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.store import ACTIVE_STATES, BUSY_WORKSPACES
+from anvyl.orchestrator.tasks.store import ACTIVE_STATES, BUSY_WORKSPACES
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
+from anvyl.worker.client import WorkerClient, WorkerError, WorkerUnreachable
+from anvyl.worker.models import GitCloneRequest, GitCloneResult
 
 log = get_logger(__name__)
 _RECENTLY_ANSWERED_S = 5.0  # a worker that answered this recently is not probed before a task
@@ -88,8 +88,8 @@ class ActiveWorkspace:
 
 
 def create_backend(settings: Settings) -> WorkspaceBackend:
-    from anvyl.orchestrator.workspaces.docker_backend import DockerBackend, docker_available
-    from anvyl.orchestrator.workspaces.local_backend import LocalBackend
+    from anvyl.orchestrator.workspaces.docker import DockerBackend, docker_available
+    from anvyl.orchestrator.workspaces.local import LocalBackend
 
     choice = settings.workspace_backend
     if choice == "auto":
@@ -97,7 +97,7 @@ def create_backend(settings: Settings) -> WorkspaceBackend:
     if choice == "docker":
         return DockerBackend(settings)
     if choice == "cloudrun":
-        from anvyl.orchestrator.workspaces.cloudrun_backend import CloudRunBackend
+        from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
 
         return CloudRunBackend(settings)
     return LocalBackend(settings)

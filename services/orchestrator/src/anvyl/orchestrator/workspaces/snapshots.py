@@ -204,8 +204,8 @@ class DockerContainerFiles:
 
 def files_for_backend(backend: WorkspaceBackend) -> Callable[[str], WorkspaceFiles]:
     """Where the files of a workspace of this backend are (docker and local backends)."""
-    from anvyl.orchestrator.workspaces.docker_backend import DockerBackend
-    from anvyl.orchestrator.workspaces.local_backend import LocalBackend
+    from anvyl.orchestrator.workspaces.docker import DockerBackend
+    from anvyl.orchestrator.workspaces.local import LocalBackend
 
     if isinstance(backend, DockerBackend):
         docker_backend = backend

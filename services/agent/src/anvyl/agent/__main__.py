@@ -1,3 +1,0 @@
-from anvyl.agent.cli import main
-
-main()

@@ -1,0 +1,3 @@
+from anvyl.worker.cli import main
+
+main()

@@ -1,0 +1,243 @@
+"""Running one task: its workspace, then the agent loop (or the built-in planner), then the result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from anvyl.orchestrator.db.tables import Task, utcnow
+from anvyl.orchestrator.llm import AllModelsFailed, ModelError, ModelRouter, NoModelConfigured
+from anvyl.orchestrator.logging import get_logger
+from anvyl.orchestrator.loop import planner
+from anvyl.orchestrator.loop.agent_loop import AgentLoop, AgentStopped, Limits, TaskPolicy
+from anvyl.orchestrator.loop.mcp_client import McpToolbox
+from anvyl.orchestrator.loop.prompts import summary_for_memory, system_prompt
+from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
+from anvyl.orchestrator.metrics import Metrics
+from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.approvals import LeaseLost, TaskApprovals
+from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.queue import RunContext
+from anvyl.orchestrator.tasks.store import CANCELLED, FAILED, SUCCEEDED, Event, TaskStore
+from anvyl.orchestrator.workspaces.base import WorkspaceError
+from anvyl.orchestrator.workspaces.manager import ActiveWorkspace, WorkspaceManager
+from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
+from anvyl.worker.client import WorkerError
+
+log = get_logger(__name__)
+# Failures that end a task with a clear message (anything else is an internal error).
+_TASK_ERRORS = (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerCannotAnswer,
+                AgentStopped, ModelError)  # fmt: skip
+
+
+class TaskEvents:
+    """A task's step events, written in order by one writer task, in batches, while the task goes on.
+
+    The loop does not wait for each write (a write is a transaction: milliseconds on SQLite). Anything
+    that changes the task's status first calls `flush`, so the stored order is the order of events;
+    the task's end calls `drain` instead and stores the last events with its result.
+    """
+
+    def __init__(self, store: TaskStore, bus: EventBus, task_id: str) -> None:
+        self.store = store
+        self.bus = bus
+        self.task_id = task_id
+        self._pending: list[Event] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._drained = False
+
+    async def emit(self, type_: str, data: dict[str, Any]) -> None:
+        if self._drained:  # the result event is the last one; a late step cannot follow it
+            log.warning("task.event_after_end", task_id=self.task_id, type=type_)
+            return
+        self._pending.append((type_, data, utcnow()))  # stamped when it happened, stored soon after
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"events-{self.task_id}")
+
+    async def _write(self) -> None:
+        while self._pending and not self._drained:
+            batch, self._pending = self._pending, []
+            await self.store.add_events(self.task_id, batch)
+            self.bus.notify(self.task_id)
+
+    async def drain(self) -> list[Event]:
+        """Wait for the batch being written, then hand over the events not stored yet, for the
+        caller to store in the transaction that ends the task (one transaction instead of two).
+        Nothing can be emitted after this."""
+        self._drained = True
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far is stored (also when the caller is being cancelled)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        if self._pending:  # emitted after the writer's last batch
+            self._writer = asyncio.create_task(self._write())
+            await asyncio.shield(self._writer)
+
+
+class TaskExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        workspaces: WorkspaceManager,
+        bus: EventBus,
+        metrics: Metrics,
+        router: ModelRouter | None = None,
+        mcp: McpToolbox | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.workspaces = workspaces
+        self.bus = bus
+        self.metrics = metrics
+        self.router = router
+        self.mcp = mcp or McpToolbox([])
+        self.limits = Limits(
+            settings.agent_max_steps, settings.agent_max_tokens, settings.tool_output_chars
+        )
+
+    async def run(self, ctx: RunContext) -> None:
+        task = ctx.task
+        events = TaskEvents(self.store, self.bus, task.id)
+        bound = log.bind(task_id=task.id, workspace_id=task.workspace_id, attempt=task.attempts)
+        self.bus.notify(task.id)  # the claim wrote the "running" event
+        try:
+            answer, metadata = await self._execute(ctx, events)
+        except asyncio.CancelledError:
+            await self._stopped(ctx, events)
+            return
+        except LeaseLost:
+            # Another replica owns the task now: the events not stored yet are not ours to add.
+            await events.drain()
+            return
+        except _TASK_ERRORS as exc:
+            bound.info("task.failed", error=str(exc))
+            await self._finish(ctx, events, FAILED, error=str(exc))
+            return
+        except Exception as exc:
+            bound.exception("task.crashed")
+            await self._finish(ctx, events, FAILED, error=f"internal error: {exc!r}")
+            return
+        bound.info("task.succeeded", backend=metadata["backend"], latency_s=metadata["latency_s"])
+        await self._finish(ctx, events, SUCCEEDED, result=answer, metadata=metadata)
+
+    async def _execute(self, ctx: RunContext, events: TaskEvents) -> tuple[str, dict[str, Any]]:
+        task = ctx.task
+        if not task.repo_url:
+            return await self._answer(ctx, events, None)
+        async with self.workspaces.acquire(parse_repo(task.repo_url), events.emit) as workspace:
+            return await self._answer(ctx, events, workspace)
+
+    async def _answer(
+        self, ctx: RunContext, events: TaskEvents, workspace: ActiveWorkspace | None
+    ) -> tuple[str, dict[str, Any]]:
+        task = ctx.task
+        started = time.perf_counter()
+        tools = (
+            WorkspaceTools(workspace.client, self.settings.tool_timeout_s).tools()
+            if workspace
+            else []
+        )
+        toolset = Toolset([*tools, *self.mcp.tools()])
+        base: dict[str, Any] = {}
+        if workspace is not None:
+            base["workspace"] = {"id": workspace.id, "backend": workspace.backend,
+                                 "reused": workspace.reused, "head": workspace.sync.head}  # fmt: skip
+        models_note = None
+        if self.router is not None:
+            try:
+                return await self._agent(ctx, events, workspace, toolset, base, started)
+            except NoModelConfigured:
+                pass
+            except AllModelsFailed as exc:  # at the first turn: the planner is the last link
+                models_note = f"The configured models could not be reached: {exc}"
+                await events.emit("model.unavailable", {"error": str(exc)})
+        where = workspace.repo.display_url if workspace else "this host"
+        planned = planner.plan(task.query, toolset.names)
+        await events.emit("tool.call", {"name": planned.tool, "arguments": planned.arguments})
+        call = await toolset.call(planned.tool, planned.arguments)
+        await events.emit("tool.result", {"name": call.name, "ok": call.ok, "error": call.error,
+                                          "duration_s": call.duration_s, "output": call.output[:2000]})  # fmt: skip
+        if not call.ok:
+            raise WorkspaceError(f"tool {call.name} failed: {call.error}")
+        answer = planner.write_answer(call, where, models_note)
+        return answer, base | {
+            "backend": planner.BACKEND_NAME, "model": None, "model_used": False,
+            "latency_s": round(time.perf_counter() - started, 6),
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "cost_usd": 0.0,
+            "model_calls": [], "tool_calls": [call.model_dump(exclude={"output"})],
+            "summary": summary_for_memory(task.query, answer),
+        }  # fmt: skip
+
+    async def _agent(
+        self,
+        ctx: RunContext,
+        events: TaskEvents,
+        workspace: ActiveWorkspace | None,
+        toolset: Toolset,
+        base: dict[str, Any],
+        started: float,
+    ) -> tuple[str, dict[str, Any]]:
+        assert self.router is not None
+        task: Task = ctx.task
+        memory = await self.store.recent_summaries(workspace.id) if workspace else []
+        prompt = system_prompt(
+            repo=workspace.repo.display_url if workspace else None,
+            workspace_id=workspace.id if workspace else None, toolset=toolset,
+            max_steps=self.limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
+        )  # fmt: skip
+        policy = TaskPolicy.model_validate((task.request or {}).get("policy") or {})
+        result = await AgentLoop(self.router, self.limits).run(
+            system_prompt=prompt, query=task.query, toolset=toolset, emit=events.emit,
+            approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
+        )  # fmt: skip
+        last = result.model_calls[-1]
+        return result.answer, base | {
+            "backend": last["provider"], "endpoint": last["endpoint"], "model": last["model"],
+            "model_used": True, "latency_s": round(time.perf_counter() - started, 6), "steps": result.steps,
+            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+            "cost_usd": round(result.cost, 6), "model_calls": result.model_calls,
+            "tool_calls": [c.model_dump(exclude={"output"}) for c in result.tool_calls],
+            "summary": summary_for_memory(task.query, result.answer),
+        }  # fmt: skip
+
+    async def _stopped(self, ctx: RunContext, events: TaskEvents) -> None:
+        reason = ctx.stop_reason
+        if reason == "cancel":
+            await self._finish(ctx, events, CANCELLED, error="cancelled by request")
+        elif reason == "timeout":
+            await self._finish(ctx, events, FAILED, error=f"timed out after {ctx.timeout_s:g}s")
+        elif reason == "shutdown":
+            await events.flush()
+            await self.store.release(ctx.task.id, ctx.owner)
+            self.bus.notify(ctx.task.id)
+        else:  # lease_lost: another replica re-queued the task and owns it; nothing is ours to write
+            await events.drain()
+
+    async def _finish(
+        self,
+        ctx: RunContext,
+        events: TaskEvents,
+        status: str,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        duration = time.perf_counter() - ctx.started
+        meta = dict(metadata or {}) | {
+            "duration_s": round(duration, 6),
+            "attempt": ctx.task.attempts,
+        }
+        steps = await events.drain()
+        if await self.store.finish(ctx.task.id, status, owner=ctx.owner, result=result, error=error,
+                                   metadata=meta, steps=steps):  # fmt: skip
+            self.metrics.finished.labels(status=status).inc()
+            self.metrics.duration.labels(status=status).observe(duration)
+        self.bus.notify(ctx.task.id)

@@ -1,0 +1,221 @@
+"""The docker backend: one labelled, limited, non-root container per workspace, with its own volume.
+
+The container gets no Docker socket, no host network, no model keys: only its own worker token.
+Its port is published on 127.0.0.1 alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.workspaces.base import (
+    WORKER_PORT,
+    OwnedWorker,
+    WorkerEndpoint,
+    WorkspaceError,
+)
+from anvyl.orchestrator.workspaces.repos import RepoRef
+from anvyl.worker.client import WorkerClient
+
+LABEL_MANAGED = "anvyl.managed"
+LABEL_WORKSPACE = "anvyl.workspace"
+LABEL_INSTANCE = "anvyl.instance"
+SOURCE_MOUNT = "/mnt/source"
+TOKEN_ENV = "ANVYL_WORKER_TOKEN"
+_DOCKER_TIMEOUT_S = 60
+
+
+def docker_client(settings: Settings) -> docker.DockerClient:
+    if settings.docker_url:
+        return docker.DockerClient(base_url=settings.docker_url, timeout=_DOCKER_TIMEOUT_S)
+    return docker.from_env(timeout=_DOCKER_TIMEOUT_S)
+
+
+def docker_available(settings: Settings) -> bool:
+    try:
+        client = docker_client(settings)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return False
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = docker_client(settings)
+        self._prefix = "anvyl-" if settings.instance == "default" else f"anvyl-{settings.instance}-"
+
+    # Names and labels -------------------------------------------------------------------------
+
+    def container_name(self, workspace_id: str) -> str:
+        return f"{self._prefix}{workspace_id}"
+
+    def volume_name(self, workspace_id: str) -> str:
+        return f"{self._prefix}{workspace_id}-files"
+
+    def labels(self, workspace_id: str) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_INSTANCE: self.settings.instance,
+            LABEL_WORKSPACE: workspace_id,
+        }
+
+    def worker_client(self, endpoint: WorkerEndpoint) -> WorkerClient:
+        return WorkerClient(endpoint.base_url, endpoint.token)
+
+    def clone_url(self, repo: RepoRef) -> str:
+        return SOURCE_MOUNT if repo.local_path is not None else repo.url
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    async def ensure_running(self, repo: RepoRef) -> WorkerEndpoint:
+        return await asyncio.to_thread(self._ensure_running, repo)
+
+    def _ensure_running(self, repo: RepoRef) -> WorkerEndpoint:
+        started = False
+        try:
+            container = self.client.containers.get(self.container_name(repo.workspace_id))
+        except docker.errors.NotFound:
+            container = self._create(repo)
+        if container.status != "running":
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise WorkspaceError(
+                    f"cannot start workspace container: {exc.explanation}"
+                ) from exc
+            started = True
+            container.reload()
+        return self._endpoint(container, started)
+
+    def _create(self, repo: RepoRef) -> Container:
+        workspace_id = repo.workspace_id
+        labels = self.labels(workspace_id)
+        self.client.volumes.create(self.volume_name(workspace_id), labels=labels)
+        volumes: dict[str, dict[str, str]] = {
+            self.volume_name(workspace_id): {"bind": "/workspace", "mode": "rw"}
+        }
+        if repo.local_path is not None:
+            volumes[str(repo.local_path)] = {"bind": SOURCE_MOUNT, "mode": "ro"}
+        options: dict[str, Any] = dict(
+            image=self.settings.agent_image,
+            name=self.container_name(workspace_id),
+            labels=labels,
+            environment={TOKEN_ENV: secrets.token_urlsafe(32)},
+            volumes=volumes,
+            ports={f"{WORKER_PORT}/tcp": ("127.0.0.1", None)},
+            init=True,  # reaps zombies left by the commands the worker runs
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
+            user="1000:1000",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            nano_cpus=int(self.settings.workspace_cpus * 1e9),
+            mem_limit=self.settings.workspace_memory,
+            pids_limit=self.settings.workspace_pids,
+            detach=True,
+        )
+        try:
+            return self.client.containers.create(**options)
+        except docker.errors.ImageNotFound as exc:
+            raise WorkspaceError(
+                f"worker image {self.settings.agent_image!r} not found: build it with "
+                "scripts/build-images.sh (or set ANVYL_AGENT_IMAGE)"
+            ) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # a concurrent caller (maybe another replica) is creating it
+                return self._wait_created(self.container_name(workspace_id))
+            raise WorkspaceError(f"cannot create workspace container: {exc.explanation}") from exc
+
+    def _wait_created(self, name: str) -> Container:
+        # The daemon reserves the name before the container can be inspected: retry briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self.client.containers.get(name)
+            except docker.errors.NotFound:
+                if time.monotonic() > deadline:
+                    raise WorkspaceError(f"container {name} was being created by another caller "
+                                         "but never appeared") from None  # fmt: skip
+                time.sleep(0.05)
+
+    def _endpoint(self, container: Container, started: bool) -> WorkerEndpoint:
+        ports = container.attrs["NetworkSettings"]["Ports"].get(f"{WORKER_PORT}/tcp") or []
+        if not ports:
+            raise WorkspaceError(f"container {container.name} has no published worker port")
+        env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"] or [])
+        return WorkerEndpoint(
+            workspace_id=container.labels[LABEL_WORKSPACE],
+            base_url=f"http://127.0.0.1:{ports[0]['HostPort']}",
+            token=env[TOKEN_ENV],
+            handle=container.id or "",
+            started=started,
+        )
+
+    async def logs(self, workspace_id: str, lines: int = 50) -> str:
+        def read() -> str:
+            try:
+                container = self.client.containers.get(self.container_name(workspace_id))
+            except docker.errors.NotFound:
+                return ""
+            return bytes(container.logs(tail=lines)).decode(errors="replace")
+
+        return await asyncio.to_thread(read)
+
+    async def stop(self, workspace_id: str) -> None:
+        def stop() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.containers.get(self.container_name(workspace_id)).stop(timeout=5)
+
+        await asyncio.to_thread(stop)
+
+    async def remove(self, workspace_id: str, *, purge: bool) -> None:
+        def remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.containers.get(self.container_name(workspace_id)).remove(force=True)
+            if purge:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.volumes.get(self.volume_name(workspace_id)).remove(force=True)
+
+        await asyncio.to_thread(remove)
+
+    async def list_owned(self) -> list[OwnedWorker]:
+        def owned() -> list[OwnedWorker]:
+            filters = {
+                "label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.settings.instance}"]
+            }
+            return [
+                OwnedWorker(
+                    c.labels[LABEL_WORKSPACE], c.id or "", c.status == "running", self._unusable(c)
+                )
+                for c in self.client.containers.list(all=True, filters=filters)
+            ]
+
+        return await asyncio.to_thread(owned)
+
+    def _unusable(self, container: Container) -> str | None:
+        config = container.attrs["Config"]
+        if config.get("Image") != self.settings.agent_image:
+            return f"runs image {config.get('Image')!r}, not {self.settings.agent_image!r}"
+        if not any(item.startswith(f"{TOKEN_ENV}=") for item in config.get("Env") or []):
+            return "has no worker token"
+        if f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):
+            return "does not publish the worker port"
+        return None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
