@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from anvyl.orchestrator.cli.common import print_task
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.manager import create_backend
 
@@ -87,8 +88,6 @@ def run_demo(*, port: int, query: str, console: Console) -> int:
             if response.status_code != 200:
                 console.print(f"[red]{response.status_code}: {task.get('detail')}[/]")
                 return 1
-            from anvyl.orchestrator.cli.main import print_task
-
             print_task(task)
             again = httpx.get(f"{url}/tasks/{task['task_id']}", timeout=10, trust_env=False).json()
             console.print(f"[bold]4.[/] GET /tasks/{task['task_id']} -> {again['status']}")
