@@ -17,14 +17,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
 from anvyl.orchestrator.llm.testing import refused_port
-from anvyl.orchestrator.tasks.store import (
-    _PICK_NEXT,
-    QUEUED,
-    RUNNING,
-    Event,
-    GroupCommit,
-    TaskStore,
-)
+from anvyl.orchestrator.tasks.group_commit import GroupCommit
+from anvyl.orchestrator.tasks.statements import PICK_NEXT
+from anvyl.orchestrator.tasks.states import QUEUED, RUNNING, Event
+from anvyl.orchestrator.tasks.store import TaskStore
 
 
 @pytest.fixture
@@ -109,7 +105,7 @@ async def test_the_claim_reads_queued_tasks_in_index_order_without_sorting() -> 
     await db.upgrade()
     try:
         sql = str(
-            _PICK_NEXT.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+            PICK_NEXT.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
         )
         async with db.engine.connect() as connection:
             plan = [row[-1] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]

@@ -31,7 +31,7 @@ from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.bus import EventBus
 from anvyl.orchestrator.tasks.execution import TaskExecutor
 from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.store import TaskStore
@@ -113,7 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
         await db.upgrade()
-        store, bus = TaskStore(db), EventBus()
+        bus = EventBus()
+        store = TaskStore(db, on_events=bus.notify)
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend)
         router, mcp = (

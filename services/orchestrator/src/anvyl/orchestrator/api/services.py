@@ -9,7 +9,7 @@ from fastapi import Request
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.bus import EventBus
 from anvyl.orchestrator.tasks.execution import TaskExecutor
 from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.store import TaskStore

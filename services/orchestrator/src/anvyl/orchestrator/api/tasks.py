@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sse_starlette import EventSourceResponse
 
 from anvyl.orchestrator.api.auth import require_api_key
@@ -24,7 +23,8 @@ from anvyl.orchestrator.api.schemas import (
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.tasks.events import follow
-from anvyl.orchestrator.tasks.store import ALL_STATES, FINAL_STATES, IdempotencyConflict
+from anvyl.orchestrator.tasks.states import ALL_STATES, FINAL_STATES
+from anvyl.orchestrator.tasks.store import IdempotencyConflict
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, RepoRef, parse_repo
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: {"model": Problem}})
@@ -45,11 +45,7 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
             )  # fmt: skip
         return repo, repo.workspace_id
     if body.workspace_id is not None:
-        latest = (
-            select(Task.repo_url).where(Task.workspace_id == body.workspace_id)
-            .order_by(Task.created_at.desc()).limit(1)
-        )  # fmt: skip
-        url = await svc.db.read(lambda c: c.scalar(latest))
+        url = await svc.store.latest_repo_url(body.workspace_id)
         if url is None:
             raise HTTPException(
                 422, f"workspace_id: no workspace {body.workspace_id!r}; send repo_url"
@@ -182,7 +178,6 @@ async def _decide(
         raise HTTPException(409, str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(422, f"call_id: {exc}") from exc
-    svc.bus.notify(task_id)
     return TaskOut.from_row(await _task_or_404(svc, task_id))
 
 
@@ -207,5 +202,4 @@ async def cancel_task(task_id: str, svc: SvcDep) -> TaskOut:
     if task.status in FINAL_STATES:
         raise HTTPException(409, f"task {task_id} already ended ({task.status}); nothing to cancel")
     await svc.store.request_cancel(task_id)
-    svc.bus.notify(task_id)
     return TaskOut.from_row(await _task_or_404(svc, task_id))

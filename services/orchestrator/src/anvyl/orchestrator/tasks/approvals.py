@@ -12,8 +12,9 @@ import json
 from collections.abc import Awaitable, Callable
 
 from anvyl.orchestrator.llm import ToolCall as ModelToolCall
-from anvyl.orchestrator.tasks.events import EventBus
-from anvyl.orchestrator.tasks.store import RUNNING, WAITING_APPROVAL, TaskStore
+from anvyl.orchestrator.tasks.bus import EventBus
+from anvyl.orchestrator.tasks.states import RUNNING, WAITING_APPROVAL
+from anvyl.orchestrator.tasks.store import TaskStore
 
 DECISION_EVENT = "approval"
 _POLL_S = 0.25
@@ -50,12 +51,10 @@ class TaskApprovals:
             self.task_id, self.owner, WAITING_APPROVAL, {"pending": pending}
         ):
             raise LeaseLost(self.task_id)
-        self.bus.notify(self.task_id)
         approved, note = await self._decision(call.id, seen)
         if not await self.store.set_status(self.task_id, self.owner, RUNNING,
                                            {"call_id": call.id, "approved": approved}):  # fmt: skip
             raise LeaseLost(self.task_id)
-        self.bus.notify(self.task_id)
         return approved, note
 
     async def _decision(self, call_id: str, after_seq: int) -> tuple[bool, str | None]:

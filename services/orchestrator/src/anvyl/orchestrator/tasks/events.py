@@ -1,46 +1,14 @@
-"""Live task events: an in-process wake-up for streams on this replica, polling for the others."""
+"""Following a task's events: stored ones first, then live ones as the event bus announces them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 from anvyl.orchestrator.db.tables import TaskEvent
-from anvyl.orchestrator.tasks.store import FINAL_STATES, RESULT_EVENT, TaskStore
-
-
-class EventBus:
-    """Tells the streams following a task that it has a new event. Events themselves live in the
-    database; a stream that misses a wake-up (another replica wrote the event) finds it by polling."""
-
-    def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        # Passes this process's wake-ups on to the other processes (PostgreSQL LISTEN/NOTIFY).
-        self.relay: Callable[[str], None] | None = None
-
-    def notify(self, task_id: str) -> None:
-        """The task has new events, written by this process."""
-        self.notify_local(task_id)
-        if self.relay is not None:
-            self.relay(task_id)
-
-    def notify_local(self, task_id: str) -> None:
-        """The task has new events: wake this process's streams only."""
-        for waiter in self._waiters.get(task_id, ()):
-            waiter.set()
-
-    @contextmanager
-    def listen(self, task_id: str) -> Iterator[asyncio.Event]:
-        waiter = asyncio.Event()
-        self._waiters[task_id].add(waiter)
-        try:
-            yield waiter
-        finally:
-            self._waiters[task_id].discard(waiter)
-            if not self._waiters[task_id]:
-                del self._waiters[task_id]
+from anvyl.orchestrator.tasks.bus import EventBus
+from anvyl.orchestrator.tasks.states import FINAL_STATES, RESULT_EVENT
+from anvyl.orchestrator.tasks.store import TaskStore
 
 
 async def follow(

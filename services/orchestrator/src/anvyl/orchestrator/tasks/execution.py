@@ -17,9 +17,10 @@ from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.approvals import LeaseLost, TaskApprovals
-from anvyl.orchestrator.tasks.events import EventBus
+from anvyl.orchestrator.tasks.bus import EventBus
 from anvyl.orchestrator.tasks.queue import RunContext
-from anvyl.orchestrator.tasks.store import CANCELLED, FAILED, SUCCEEDED, Event, TaskStore
+from anvyl.orchestrator.tasks.states import CANCELLED, FAILED, SUCCEEDED, Event
+from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.workspaces.base import WorkspaceError
 from anvyl.orchestrator.workspaces.manager import ActiveWorkspace, WorkspaceManager
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, parse_repo
@@ -59,7 +60,6 @@ class TaskEvents:
         while self._pending and not self._drained:
             batch, self._pending = self._pending, []
             await self.store.add_events(self.task_id, batch)
-            self.bus.notify(self.task_id)
 
     async def drain(self) -> list[Event]:
         """Wait for the batch being written, then hand over the events not stored yet, for the
@@ -106,7 +106,6 @@ class TaskExecutor:
         task = ctx.task
         events = TaskEvents(self.store, self.bus, task.id)
         bound = log.bind(task_id=task.id, workspace_id=task.workspace_id, attempt=task.attempts)
-        self.bus.notify(task.id)  # the claim wrote the "running" event
         try:
             answer, metadata = await self._execute(ctx, events)
         except asyncio.CancelledError:
@@ -216,7 +215,6 @@ class TaskExecutor:
         elif reason == "shutdown":
             await events.flush()
             await self.store.release(ctx.task.id, ctx.owner)
-            self.bus.notify(ctx.task.id)
         else:  # lease_lost: another replica re-queued the task and owns it; nothing is ours to write
             await events.drain()
 
@@ -240,4 +238,3 @@ class TaskExecutor:
                                    metadata=meta, steps=steps):  # fmt: skip
             self.metrics.finished.labels(status=status).inc()
             self.metrics.duration.labels(status=status).observe(duration)
-        self.bus.notify(ctx.task.id)

@@ -1,272 +1,66 @@
 """Reading and writing tasks and their events, including the queue's claim, lease and cancel steps.
 
-Every state change and its event are written in one transaction, so a reader never sees a task whose
-events disagree with its status. Event numbers (`seq`) come from a counter on the task's row
-(`event_seq`), advanced by the same UPDATE that changes the task or, for step events, by an UPDATE of
-its own: the row lock that UPDATE takes makes them gap-free and ordered even when several
-orchestrator processes write to one task.
+The one owner of the tasks tables (their SQL is in `statements`). Each write that adds events to a
+task tells the event bus once it is stored, so live streams (and, through the bus's relay, other
+processes) hear of it from this one place.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Connection,
-    DateTime,
-    Insert,
-    Integer,
-    Row,
-    Select,
-    String,
-    Update,
-    bindparam,
-    column,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    text,
-    true,
-    update,
-)
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
-
-QUEUED, RUNNING, WAITING_APPROVAL = "queued", "running", "waiting_approval"
-SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-ACTIVE_STATES = (RUNNING, WAITING_APPROVAL)
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-ALL_STATES = (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, FAILED, CANCELLED)
-RESULT_EVENT = "result"  # the last event of every task
-_QUEUED_EVENT_DATA = {"status": QUEUED}  # the first event of every task
-_QUEUED_EVENT_JSON = json.dumps(_QUEUED_EVENT_DATA)
-
-
-_TASKS = Task.metadata.tables["tasks"]
-_EVENTS = Task.metadata.tables["task_events"]
-T, E = _TASKS.c, _EVENTS.c
-
-
-# The workspaces with an active task (the claim skips them; the workspace listing shows them busy).
-BUSY_WORKSPACES = select(T.workspace_id).where(
-    T.status.in_(ACTIVE_STATES), T.workspace_id.is_not(None)
+from anvyl.orchestrator.tasks.group_commit import GroupCommit
+from anvyl.orchestrator.tasks.statements import (
+    ADVANCE_SEQ,
+    BY_IDEMPOTENCY_KEY,
+    CLAIM,
+    EVENT_SEQ,
+    EVENTS_AFTER,
+    FLAG_CANCEL,
+    GET,
+    HEARTBEAT,
+    INSERT_EVENTS,
+    INSERT_TASKS,
+    LATEST_REPO_URL,
+    PG_CLAIM,
+    PG_INSERT_TASKS,
+    PICK_NEXT,
+    RELEASE,
+    REQUEUE,
+    SET_STATUS,
+    TASKS,
+    E,
+    T,
+    advance_and_append,
+    finish_statement,
+    insert_events,
+    task_from_row,
+    task_or_none,
+)
+from anvyl.orchestrator.tasks.states import (
+    ACTIVE_STATES,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    QUEUED_EVENT_DATA,
+    RESULT_EVENT,
+    RUNNING,
+    SUCCEEDED,
+    WAITING_APPROVAL,
+    Event,
 )
 
-
-def _pick_next_statement() -> Select[str, str | None]:
-    """The oldest queued task outside the busy workspaces that has no earlier queued task in its
-    workspace.
-
-    The busy workspaces are an uncorrelated NOT IN subquery: PostgreSQL runs it once and filters
-    with its hashed result while it walks the (status, created_at, id) index, stopping at the first
-    task it can take. (With a correlated subquery it hash-anti-joined every queued task and sorted:
-    80 ms per claim with 15,000 queued.) Being one statement, the pick sees the busy workspaces and
-    the queue in one snapshot: a workspace whose task another replica has just claimed is either
-    busy there or still has that task queued, so its next task is never taken beside it.
-    """
-    candidate = _TASKS.alias("candidate")
-    earlier = (
-        select(T.id)
-        .where(
-            T.workspace_id == candidate.c.workspace_id,
-            T.status == QUEUED,
-            # The first term bounds the index range: without it, the OR made every claim walk all
-            # the queued tasks of the workspace (milliseconds per claim with a few thousand).
-            T.created_at <= candidate.c.created_at,
-            or_(T.created_at < candidate.c.created_at, T.id < candidate.c.id),
-        )
-        .exists()
-    )
-    idle = or_(candidate.c.workspace_id.is_(None), candidate.c.workspace_id.not_in(BUSY_WORKSPACES))
-    return (
-        select(candidate.c.id, candidate.c.workspace_id)
-        .where(candidate.c.status == QUEUED, idle, ~earlier)
-        .order_by(candidate.c.created_at, candidate.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-
-
-# The statements of the hot paths, built once with named parameters: SQLAlchemy then reuses their
-# cache keys and compiled forms, where a statement built per call is traversed and keyed each time.
-_PICK_NEXT = _pick_next_statement()
-_INSERT_TASKS = insert(_TASKS)
-# PostgreSQL: new tasks and their first events as one statement (see `Database.write_single`). The
-# rows travel as one JSON array that the server reads back into rows of the tasks table; a key
-# missing from a row reads as NULL, not as the column's default, so the rows carry every column
-# that is NOT NULL (`create` and `_insert_rows` set them).
-_PG_INSERT_TASKS = text(
-    "WITH new_tasks AS (INSERT INTO tasks"
-    " SELECT * FROM json_populate_recordset(CAST(NULL AS tasks), CAST(:tasks AS JSON))"
-    " RETURNING id, created_at)"
-    " INSERT INTO task_events (task_id, seq, type, data, created_at)"
-    " SELECT id, 1, 'status', CAST(:first AS JSON), created_at FROM new_tasks"
-)
-_INSERT_EVENTS = insert(_EVENTS)
-_GET = select(_TASKS).where(T.id == bindparam("task_id"))
-_BY_IDEMPOTENCY_KEY = select(_TASKS).where(T.idempotency_key == bindparam("key"))
-_EVENT_SEQ = select(T.event_seq).where(T.id == bindparam("task_id"))
-_ADVANCE_SEQ = (
-    update(_TASKS).where(T.id == bindparam("task_id"))
-    .values(event_seq=T.event_seq + bindparam("n_events")).returning(T.event_seq)
-)  # fmt: skip
-_EVENTS_AFTER = (
-    select(_EVENTS)
-    .where(E.task_id == bindparam("task_id"), E.seq > bindparam("after"))
-    .order_by(E.seq)
-)
-_LEASED = (T.id == bindparam("task_id"), T.lease_owner == bindparam("owner"),
-           T.status.in_(ACTIVE_STATES))  # fmt: skip
-_CLAIM_VALUES = dict(status=RUNNING, lease_owner=bindparam("owner"),
-                     lease_expires_at=bindparam("expires"), attempts=T.attempts + 1,
-                     started_at=bindparam("now"), cancel_requested=False,
-                     event_seq=T.event_seq + 1)  # fmt: skip
-_CLAIM = (
-    update(_TASKS).where(T.id == bindparam("task_id")).values(_CLAIM_VALUES).returning(*_TASKS.c)
-)
-
-
-def _pg_claim_statement() -> Select[Any]:
-    """PostgreSQL: the whole claim (pick, lease, "running" event) as one statement, so that it
-    needs no transaction block: one round trip, also when there is nothing to take."""
-    picked = _PICK_NEXT.cte("picked")
-    claimed = (
-        update(_TASKS).where(T.id == picked.c.id).values(_CLAIM_VALUES)
-        .returning(*_TASKS.c).cte("claimed")
-    )  # fmt: skip
-    started = insert(_EVENTS).from_select(
-        ["task_id", "seq", "type", "data", "created_at"],
-        select(claimed.c.id, claimed.c.event_seq, literal("status"),
-               bindparam("event", type_=JSON), bindparam("now", type_=T.started_at.type)),
-    )  # fmt: skip
-    return select(claimed).add_cte(started.cte("started"))
-
-
-_PG_CLAIM = _pg_claim_statement()
-_HEARTBEAT = (
-    update(_TASKS).where(*_LEASED).values(lease_expires_at=bindparam("expires"))
-    .returning(T.cancel_requested)
-)  # fmt: skip
-_SET_STATUS = (
-    update(_TASKS).where(*_LEASED)
-    .values(status=bindparam("new_status"), event_seq=T.event_seq + 1).returning(T.event_seq)
-)  # fmt: skip
-_RELEASE = (
-    update(_TASKS).where(*_LEASED)
-    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, attempts=T.attempts - 1,
-            event_seq=T.event_seq + 1)
-    .returning(T.event_seq)
-)  # fmt: skip
-_FLAG_CANCEL = (
-    update(_TASKS).where(T.id == bindparam("task_id"), T.status.in_(ACTIVE_STATES))
-    .values(cancel_requested=True).returning(T.status)
-)  # fmt: skip
-_REQUEUE = (
-    update(_TASKS).where(T.id == bindparam("task_id"))
-    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, event_seq=T.event_seq + 1)
-    .returning(T.event_seq)
-)  # fmt: skip
-
-
-@functools.cache  # built once per kind of finish (a handful), so its compiled form is reused
-def _finish_statement(by_owner: bool, from_states: tuple[str, ...] | None) -> Update:
-    condition = [T.id == bindparam("task_id"), T.status.not_in(FINAL_STATES)]
-    if from_states is not None:
-        condition.append(T.status.in_(from_states))
-    if by_owner:
-        condition.append(T.lease_owner == bindparam("owner"))
-    return (
-        update(_TASKS)
-        .where(*condition)
-        .values({T.status: bindparam("new_status", type_=T.status.type),
-                 T.result: bindparam("new_result", type_=T.result.type),
-                 T.error: bindparam("new_error", type_=T.error.type),
-                 T["metadata"]: bindparam("new_metadata", type_=T["metadata"].type),
-                 T.finished_at: bindparam("now", type_=T.finished_at.type),
-                 T.lease_owner: None, T.lease_expires_at: None,
-                 T.event_seq: T.event_seq + bindparam("n_events", type_=T.event_seq.type)})
-        .returning(T.event_seq)
-    )  # fmt: skip
-
-
-Event = tuple[str, dict[str, Any], datetime]  # (type, data, when it happened)
-
-
-def _insert_events(
-    connection: Connection, task_id: str, events: Sequence[Event], last: int
-) -> None:
-    """Insert a task's new events, numbered up to `last`: the task row's `event_seq` just after
-    the caller's UPDATE advanced it by len(events) (that UPDATE holds the row lock until commit)."""
-    first = last - len(events) + 1
-    rows = [{"task_id": task_id, "seq": first + n, "type": type_, "data": data, "created_at": when}
-            for n, (type_, data, when) in enumerate(events)]  # fmt: skip
-    connection.execute(_INSERT_EVENTS, rows)
-
-
-@functools.cache
-def _with_events(advance: Update) -> Insert:
-    """PostgreSQL: `advance` and the INSERT of the events it numbers, as one statement (a
-    data-modifying CTE), so that it needs no transaction block: one round trip instead of four.
-    Returns the new events' seqs, none when `advance` matched no task."""
-    advanced = advance.cte("advanced")
-    new = (
-        func.json_to_recordset(bindparam("events", type_=JSON))
-        .table_valued(column("n", Integer), column("type", String), column("data", JSON),
-                      column("created_at", DateTime(timezone=True)))
-        .render_derived(with_types=True)
-    )  # fmt: skip
-    numbered = select(
-        bindparam("task_id", type_=String), advanced.c.event_seq - bindparam("n_events") + new.c.n,
-        new.c.type, new.c.data, new.c.created_at,
-    ).select_from(advanced.join(new, true()))  # fmt: skip
-    return (
-        insert(_EVENTS)
-        .from_select(["task_id", "seq", "type", "data", "created_at"], numbered)
-        .returning(E.seq)
-    )
-
-
-def _advance_and_append(
-    connection: Connection, advance: Update, parameters: dict[str, Any], events: Sequence[Event]
-) -> int | None:
-    """Run `advance` (an UPDATE of one task that moves its `event_seq` on by :n_events and returns
-    it) and store `events` numbered up to it. Returns the last seq, or None when `advance` matched
-    no task (and nothing was stored). On PostgreSQL this is a single statement (see
-    `Database.write_single`)."""
-    parameters = parameters | {"n_events": len(events)}
-    if connection.dialect.name == "postgresql":
-        rows = [{"n": n, "type": type_, "data": data, "created_at": when.isoformat()}
-                for n, (type_, data, when) in enumerate(events, start=1)]  # fmt: skip
-        seqs = connection.scalars(_with_events(advance), parameters | {"events": rows}).all()
-        return max(seqs) if seqs else None
-    last = connection.execute(advance, parameters).scalar()
-    if last is not None:
-        _insert_events(connection, parameters["task_id"], events, last)
-    return last
-
-
-def _task_or_none(result: Any) -> Task | None:
-    row = result.first()
-    return None if row is None else _task(row)
-
-
-def _task(row: Row[Any]) -> Task:
-    """A Task from a row of the tasks table (the column "metadata" is the attribute `meta`)."""
-    values = dict(row._mapping)
-    values["meta"] = values.pop("metadata")
-    return Task(**values)
+_QUEUED_EVENT_JSON = json.dumps(QUEUED_EVENT_DATA)
 
 
 class IdempotencyConflict(ValueError):
@@ -279,70 +73,18 @@ class Created:
     new: bool  # False when an Idempotency-Key matched an earlier task
 
 
-class GroupCommit:
-    """Concurrent enqueues share one transaction (group commit).
-
-    While one batch is being written, the next requests gather; the batch after it writes them all at
-    once. One client sees no added wait (its batch of one is written at once); many clients pay one
-    commit per batch instead of one each, which is what bounds enqueue throughput on both databases.
-    """
-
-    def __init__(self, write: Callable[[list[dict[str, Any]]], Awaitable[None]],
-                 max_batch: int = 256) -> None:  # fmt: skip
-        self._write = write
-        self._max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def insert(self, task: dict[str, Any]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((task, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="enqueue-group-commit")
-        # The write goes on if this request is cancelled: the task is queued or it is not, never half.
-        await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = (self._pending[: self._max_batch],
-                                    self._pending[self._max_batch :])  # fmt: skip
-            try:
-                await self._write([task for task, _ in batch])
-            except IntegrityError as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                # One bad row must not fail the others: write them one by one to find it.
-                for task, future in batch:
-                    try:
-                        await self._write([task])
-                    except Exception as one:
-                        _settle(future, one)
-                    else:
-                        _settle(future, None)
-            except Exception as exc:
-                # The database itself failed (unreachable, timed out): the whole batch fails at
-                # once, rather than each request waiting for a try of its own.
-                for _, future in batch:
-                    _settle(future, exc)
-            else:
-                for _, future in batch:
-                    _settle(future, None)
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 class TaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_events: Callable[[str], None] | None = None) -> None:
+        """`on_events(task_id)` is called after each write that stored new events of a task
+        (the event bus's `notify`): the one place where a write tells the live streams."""
         self.db = db
+        self._on_events = on_events or (lambda task_id: None)
         self._enqueue = GroupCommit(self._insert_rows)
+
+    def _stored(self, task_id: str, changed: bool = True) -> bool:
+        if changed:
+            self._on_events(task_id)
+        return changed
 
     # Creating and reading ---------------------------------------------------------------------
 
@@ -385,40 +127,45 @@ class TaskStore:
             if connection.dialect.name == "postgresql":
                 tasks_json = json.dumps(rows, default=_json_default)
                 connection.execute(
-                    _PG_INSERT_TASKS, {"tasks": tasks_json, "first": _QUEUED_EVENT_JSON}
+                    PG_INSERT_TASKS, {"tasks": tasks_json, "first": _QUEUED_EVENT_JSON}
                 )
                 return
-            connection.execute(_INSERT_TASKS, rows)
-            connection.execute(_INSERT_EVENTS, [
-                {"task_id": t["id"], "seq": 1, "type": "status", "data": _QUEUED_EVENT_DATA,
+            connection.execute(INSERT_TASKS, rows)
+            connection.execute(INSERT_EVENTS, [
+                {"task_id": t["id"], "seq": 1, "type": "status", "data": QUEUED_EVENT_DATA,
                  "created_at": t["created_at"]} for t in tasks])  # fmt: skip
 
         await self.db.write_single(insert_rows)
 
     async def by_idempotency_key(self, key: str) -> Task | None:
         return await self.db.read(
-            lambda c: _task_or_none(c.execute(_BY_IDEMPOTENCY_KEY, {"key": key}))
+            lambda c: task_or_none(c.execute(BY_IDEMPOTENCY_KEY, {"key": key}))
         )
 
     async def get(self, task_id: str) -> Task | None:
-        return await self.db.read(lambda c: _task_or_none(c.execute(_GET, {"task_id": task_id})))
+        return await self.db.read(lambda c: task_or_none(c.execute(GET, {"task_id": task_id})))
 
     async def list_tasks(
         self, *, status: str | None, workspace_id: str | None, limit: int, offset: int
     ) -> list[Task]:
-        query = select(_TASKS).order_by(T.created_at.desc(), T.id.desc())
+        query = select(TASKS).order_by(T.created_at.desc(), T.id.desc())
         if status is not None:
             query = query.where(T.status == status)
         if workspace_id is not None:
             query = query.where(T.workspace_id == workspace_id)
         query = query.limit(limit).offset(offset)
-        return await self.db.read(lambda c: [_task(row) for row in c.execute(query)])
+        return await self.db.read(lambda c: [task_from_row(row) for row in c.execute(query)])
 
     async def events(self, task_id: str, after_seq: int = 0) -> list[TaskEvent]:
         parameters = {"task_id": task_id, "after": after_seq}
         return await self.db.read(
-            lambda c: [TaskEvent(**row._mapping) for row in c.execute(_EVENTS_AFTER, parameters)]
+            lambda c: [TaskEvent(**row._mapping) for row in c.execute(EVENTS_AFTER, parameters)]
         )
+
+    async def latest_repo_url(self, workspace_id: str) -> str | None:
+        """The repository of the workspace's latest task; None for a workspace with no task."""
+        parameters = {"workspace_id": workspace_id}
+        return await self.db.read(lambda c: c.scalar(LATEST_REPO_URL, parameters))
 
     async def counts_by_status(self) -> dict[str, int]:
         query = select(T.status, func.count()).group_by(T.status)
@@ -430,7 +177,7 @@ class TaskStore:
 
     async def last_seq(self, task_id: str) -> int:
         """The seq of the task's last event (0 for an unknown task)."""
-        return await self.db.read(lambda c: int(c.scalar(_EVENT_SEQ, {"task_id": task_id}) or 0))
+        return await self.db.read(lambda c: int(c.scalar(EVENT_SEQ, {"task_id": task_id}) or 0))
 
     async def record_decision(
         self, task_id: str, *, approved: bool, note: str | None, call_id: str | None
@@ -457,14 +204,14 @@ class TaskStore:
                 select(E.data).where(E.task_id == task_id, E.type == "approval"))]  # fmt: skip
             if pending.get("call_id") in decided:
                 raise LookupError(f"call {pending.get('call_id')!r} was already decided")
-            last = connection.execute(
-                _ADVANCE_SEQ, {"task_id": task_id, "n_events": 1}
-            ).scalar_one()
+            last = connection.execute(ADVANCE_SEQ, {"task_id": task_id, "n_events": 1}).scalar_one()
             decision = {"call_id": pending.get("call_id"), "approved": approved, "note": note}
-            _insert_events(connection, task_id, [("approval", decision, utcnow())], last)
+            insert_events(connection, task_id, [("approval", decision, utcnow())], last)
             return str(pending.get("call_id"))
 
-        return await self.db.write(decide)
+        decided = await self.db.write(decide)
+        self._stored(task_id)
+        return decided
 
     async def recent_summaries(self, workspace_id: str, limit: int = 5) -> list[str]:
         """Memory: the summaries of the workspace's latest successful tasks, oldest first."""
@@ -480,12 +227,14 @@ class TaskStore:
         the last one's seq. Raises LookupError for an unknown task."""
 
         def add(connection: Connection) -> int:
-            last = _advance_and_append(connection, _ADVANCE_SEQ, {"task_id": task_id}, events)
+            last = advance_and_append(connection, ADVANCE_SEQ, {"task_id": task_id}, events)
             if last is None:
                 raise LookupError(f"task {task_id} does not exist")
             return last
 
-        return await self.db.write_single(add)
+        last = await self.db.write_single(add)
+        self._stored(task_id)
+        return last
 
     # The queue --------------------------------------------------------------------------------
 
@@ -499,24 +248,32 @@ class TaskStore:
         parameters = {"owner": owner, "now": now, "expires": now + timedelta(seconds=lease_s)}
         started = {"status": RUNNING, "runner": owner}
         if self.db.dialect == "postgresql":
-            return await self.db.write_single(lambda c: _task_or_none(
-                c.execute(_PG_CLAIM, parameters | {"event": started})))  # fmt: skip
+            claimed = await self.db.write_single(lambda c: task_or_none(
+                c.execute(PG_CLAIM, parameters | {"event": started})))  # fmt: skip
+            if claimed is not None:
+                self._stored(claimed.id)
+            return claimed
 
         def claim(connection: Connection) -> Task | None:
-            picked = connection.execute(_PICK_NEXT).first()
+            picked = connection.execute(PICK_NEXT).first()
             if picked is None:
                 return None
-            task = _task(connection.execute(_CLAIM, parameters | {"task_id": picked.id}).one())
-            _insert_events(connection, task.id, [("status", started, now)], task.event_seq)
+            task = task_from_row(
+                connection.execute(CLAIM, parameters | {"task_id": picked.id}).one()
+            )
+            insert_events(connection, task.id, [("status", started, now)], task.event_seq)
             return task
 
-        return await self.db.write(claim)
+        task = await self.db.write(claim)
+        if task is not None:
+            self._stored(task.id)
+        return task
 
     async def heartbeat(self, task_id: str, owner: str, lease_s: float) -> bool | None:
         """Renew the lease. Returns whether a cancel was requested, or None when the lease was lost."""
         parameters = {"task_id": task_id, "owner": owner,
                       "expires": utcnow() + timedelta(seconds=lease_s)}  # fmt: skip
-        row = await self.db.write_single(lambda c: c.execute(_HEARTBEAT, parameters).first())
+        row = await self.db.write_single(lambda c: c.execute(HEARTBEAT, parameters).first())
         return None if row is None else bool(row[0])
 
     async def set_status(self, task_id: str, owner: str, status: str, data: dict[str, Any]) -> bool:
@@ -524,15 +281,15 @@ class TaskStore:
 
         def set_status(connection: Connection) -> bool:
             last = connection.execute(
-                _SET_STATUS, {"task_id": task_id, "owner": owner, "new_status": status}
+                SET_STATUS, {"task_id": task_id, "owner": owner, "new_status": status}
             ).scalar()
             if last is None:
                 return False
-            _insert_events(connection, task_id, [("status", {"status": status, **data}, utcnow())],
+            insert_events(connection, task_id, [("status", {"status": status, **data}, utcnow())],
                            last)  # fmt: skip
             return True
 
-        return await self.db.write(set_status)
+        return self._stored(task_id, await self.db.write(set_status))
 
     async def finish(
         self,
@@ -549,7 +306,7 @@ class TaskStore:
         """End a task with its status and result events, after `steps` (its step events not stored
         yet: one transaction instead of two). With `owner`, only while it holds the lease; with
         `from_states`, only from those states."""
-        statement = _finish_statement(owner is not None, from_states)
+        statement = finish_statement(owner is not None, from_states)
         now = utcnow()
         result_data = {"status": status, "result": result, "error": error,
                        "metadata": metadata or {}}  # fmt: skip
@@ -557,22 +314,22 @@ class TaskStore:
         parameters = {"task_id": task_id, "owner": owner, "new_status": status,
                       "new_result": result, "new_error": error, "new_metadata": metadata or {},
                       "now": now}  # fmt: skip
-        return await self.db.write_single(
-            lambda c: _advance_and_append(c, statement, parameters, events) is not None
-        )
+        return self._stored(task_id, await self.db.write_single(
+            lambda c: advance_and_append(c, statement, parameters, events) is not None
+        ))  # fmt: skip
 
     async def release(self, task_id: str, owner: str) -> bool:
         """Give a leased task back to the queue (graceful shutdown); the attempt does not count."""
 
         def release(connection: Connection) -> bool:
-            last = connection.execute(_RELEASE, {"task_id": task_id, "owner": owner}).scalar()
+            last = connection.execute(RELEASE, {"task_id": task_id, "owner": owner}).scalar()
             if last is None:
                 return False
             requeued = {"status": QUEUED, "reason": "its orchestrator shut down; requeued"}
-            _insert_events(connection, task_id, [("status", requeued, utcnow())], last)
+            insert_events(connection, task_id, [("status", requeued, utcnow())], last)
             return True
 
-        return await self.db.write(release)
+        return self._stored(task_id, await self.db.write(release))
 
     async def request_cancel(self, task_id: str) -> str | None:
         """Cancel a queued task at once; flag an active one for its runner. Returns the new status."""
@@ -580,8 +337,8 @@ class TaskStore:
                              error="cancelled before it started"):  # fmt: skip
             return CANCELLED
         flag = {"task_id": task_id}
-        row = await self.db.write_single(lambda c: c.execute(_FLAG_CANCEL, flag).first())
-        if row is not None:
+        row = await self.db.write_single(lambda c: c.execute(FLAG_CANCEL, flag).first())
+        if row is not None:  # no event yet: the runner's next heartbeat sees the flag and stops
             return str(row[0])
         task = await self.get(task_id)
         return None if task is None else task.status
@@ -602,13 +359,15 @@ class TaskStore:
                 if attempts >= max_attempts:
                     exhausted.append(task_id)
                     continue
-                last = connection.execute(_REQUEUE, {"task_id": task_id}).scalar_one()
+                last = connection.execute(REQUEUE, {"task_id": task_id}).scalar_one()
                 requeued = {"status": QUEUED, "reason": "its orchestrator stopped; requeued",
                             "attempt": attempts}  # fmt: skip
-                _insert_events(connection, task_id, [("status", requeued, utcnow())], last)
+                insert_events(connection, task_id, [("status", requeued, utcnow())], last)
                 moved.append(task_id)
 
         await self.db.write(requeue)
+        for task_id in moved:
+            self._stored(task_id)
         for task_id in exhausted:
             await self.finish(
                 task_id, FAILED, owner=None,

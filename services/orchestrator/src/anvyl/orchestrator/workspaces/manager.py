@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from anvyl.orchestrator.db.engine import Database
-from anvyl.orchestrator.db.tables import Task, utcnow
 from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
+from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.tasks.store import ACTIVE_STATES, BUSY_WORKSPACES
+from anvyl.orchestrator.tasks.statements import (
+    ACTIVE_TASK_IN_WORKSPACE,
+    BUSY_WORKSPACES,
+    last_finished_in,
+)
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient, WorkerError, WorkerUnreachable
@@ -39,18 +43,13 @@ _TOUCH = (
     .returning(_WORKSPACES.c.id)
 )  # fmt: skip
 _INSERT = insert(_WORKSPACES)
-W, T = _WORKSPACES.c, Task.metadata.tables["tasks"].c
-_ACTIVE_TASK = (
-    select(T.id).where(T.workspace_id == bindparam("workspace_id"), T.status.in_(ACTIVE_STATES))
-    .limit(1)
-)  # fmt: skip
+W = _WORKSPACES.c
 # Each workspace with the end of its last task (when it was last used, together with the row's own
 # last_used_at, which registration sets).
 _WITH_LAST_FINISHED = select(
     _WORKSPACES,
-    select(func.max(T.finished_at)).where(T.workspace_id == W.id).scalar_subquery()
-    .label("last_finished"),
-)  # fmt: skip
+    last_finished_in(W.id).label("last_finished"),
+)
 _FIND = select(W.id).where(W.id == bindparam("workspace_id"))
 _SET_STATUS = (
     update(_WORKSPACES).where(W.id == bindparam("workspace_id")).values(status=bindparam("status"))
@@ -257,7 +256,9 @@ class WorkspaceManager:
 
     async def _has_active_task(self, workspace_id: str) -> bool:
         parameters = {"workspace_id": workspace_id}
-        return await self.db.read(lambda c: c.scalar(_ACTIVE_TASK, parameters) is not None)
+        return await self.db.read(
+            lambda c: c.scalar(ACTIVE_TASK_IN_WORKSPACE, parameters) is not None
+        )
 
     async def sweep(self) -> dict[str, list[str]]:
         """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
