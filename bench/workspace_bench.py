@@ -41,6 +41,7 @@ import docker
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend, bwrap_path
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
@@ -136,7 +137,7 @@ def docker_cli(*argv: str, check: bool = True) -> subprocess.CompletedProcess[st
 
 async def docker_section(settings: Settings, db: Database, args: argparse.Namespace) -> list[Row]:
     backend = DockerBackend(settings)
-    manager = WorkspaceManager(settings, db, backend)
+    manager = WorkspaceManager(settings, db, backend, tasks=TaskStore(db))
     rows: list[Row] = []
     try:
         cold = await cold_starts(manager, "d", args.cold_n)
@@ -230,7 +231,7 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
 
 async def local_section(settings: Settings, db: Database, args: argparse.Namespace) -> list[Row]:
     backend = LocalBackend(settings)
-    manager = WorkspaceManager(settings, db, backend)
+    manager = WorkspaceManager(settings, db, backend, tasks=TaskStore(db))
     sandbox = "bwrap" if bwrap_path(settings) else "no sandbox"
     rows: list[Row] = []
     try:

@@ -15,6 +15,7 @@ import pytest
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend
@@ -188,7 +189,10 @@ async def test_two_managers_creating_the_same_new_workspace_at_once_make_one_con
                         workspace_backend="docker")  # fmt: skip
     db = Database(settings.effective_database_url)
     await db.upgrade()
-    managers = [WorkspaceManager(settings, db, DockerBackend(settings)) for _ in range(2)]
+    managers = [
+        WorkspaceManager(settings, db, DockerBackend(settings), tasks=TaskStore(db))
+        for _ in range(2)
+    ]
     repo = parse_repo(str(sample_repo))
 
     async def acquire(manager: WorkspaceManager) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from anvyl.orchestrator.tasks.states import ALL_STATES, QUEUED
-
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
@@ -30,9 +28,10 @@ class Metrics:
                                       ["method", "route", "status"], buckets=_HTTP_BUCKETS,
                                       registry=self.registry)  # fmt: skip
 
-    def render(self, counts_by_state: dict[str, int]) -> bytes:
-        """The exposition text, with the database-wide gauges read just before."""
-        for state in ALL_STATES:
-            self.tasks.labels(state=state).set(counts_by_state.get(state, 0))
-        self.queue_depth.set(counts_by_state.get(QUEUED, 0))
+    def render(self, tasks_by_state: dict[str, int], queue_depth: int) -> bytes:
+        """The exposition text, with the database-wide gauges read just before (every state
+        named, those with no task at 0)."""
+        for state, count in tasks_by_state.items():
+            self.tasks.labels(state=state).set(count)
+        self.queue_depth.set(queue_depth)
         return generate_latest(self.registry)

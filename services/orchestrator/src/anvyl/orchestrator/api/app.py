@@ -34,6 +34,7 @@ from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.bus import EventBus
 from anvyl.orchestrator.tasks.execution import TaskExecutor
 from anvyl.orchestrator.tasks.queue import TaskQueue
+from anvyl.orchestrator.tasks.states import QUEUED
 from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         bus = EventBus()
         store = TaskStore(db, on_events=bus.notify)
         backend = create_backend(settings)
-        workspaces = WorkspaceManager(settings, db, backend)
+        workspaces = WorkspaceManager(settings, db, backend, tasks=store)
         router, mcp = (
             build_router(settings),
             McpToolbox(load_mcp_servers(settings.config_path, os.environ)),
@@ -223,7 +224,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/metrics", dependencies=[Depends(require_api_key)])
     async def prometheus(request: Request) -> PlainTextResponse:
         svc: Services = await services(request)
-        body = metrics.render(await svc.store.counts_by_status())
+        counts = await svc.store.counts_by_status()
+        body = metrics.render(counts, queue_depth=counts[QUEUED])
         return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(tasks.router)

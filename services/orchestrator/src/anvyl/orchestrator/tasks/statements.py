@@ -17,13 +17,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Connection,
     DateTime,
     Insert,
     Integer,
     Row,
-    ScalarSelect,
     Select,
     String,
     Update,
@@ -69,11 +67,11 @@ LATEST_REPO_URL = (
     select(T.repo_url).where(T.workspace_id == bindparam("workspace_id"))
     .order_by(T.created_at.desc()).limit(1)
 )  # fmt: skip
-
-
-def last_finished_in(workspace_id: ColumnElement[Any]) -> ScalarSelect[Any]:
-    """When the last task of the workspace `workspace_id` (a column of the caller's query) ended."""
-    return select(func.max(T.finished_at)).where(T.workspace_id == workspace_id).scalar_subquery()
+# When each workspace's last task ended.
+LAST_FINISHED_BY_WORKSPACE = (
+    select(T.workspace_id, func.max(T.finished_at))
+    .where(T.workspace_id.is_not(None), T.finished_at.is_not(None)).group_by(T.workspace_id)
+)  # fmt: skip
 
 
 def _pick_next_statement() -> Select[str, str | None]:

@@ -21,7 +21,9 @@ from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Task, TaskEvent, utcnow
 from anvyl.orchestrator.tasks.group_commit import GroupCommit
 from anvyl.orchestrator.tasks.statements import (
+    ACTIVE_TASK_IN_WORKSPACE,
     ADVANCE_SEQ,
+    BUSY_WORKSPACES,
     BY_IDEMPOTENCY_KEY,
     CLAIM,
     EVENT_SEQ,
@@ -31,6 +33,7 @@ from anvyl.orchestrator.tasks.statements import (
     HEARTBEAT,
     INSERT_EVENTS,
     INSERT_TASKS,
+    LAST_FINISHED_BY_WORKSPACE,
     LATEST_REPO_URL,
     PG_CLAIM,
     PG_INSERT_TASKS,
@@ -49,6 +52,7 @@ from anvyl.orchestrator.tasks.statements import (
 )
 from anvyl.orchestrator.tasks.states import (
     ACTIVE_STATES,
+    ALL_STATES,
     CANCELLED,
     FAILED,
     QUEUED,
@@ -167,11 +171,31 @@ class TaskStore:
         parameters = {"workspace_id": workspace_id}
         return await self.db.read(lambda c: c.scalar(LATEST_REPO_URL, parameters))
 
-    async def counts_by_status(self) -> dict[str, int]:
-        query = select(T.status, func.count()).group_by(T.status)
+    # What the workspaces need to know of their tasks ---------------------------------------
+
+    async def workspace_activity(self) -> tuple[set[str], dict[str, datetime]]:
+        """The workspaces with an active task (read from the tasks, which every replica keeps
+        current), and when each workspace's last task ended; one read."""
+
+        def read(connection: Connection) -> tuple[set[str], dict[str, datetime]]:
+            busy = set(connection.scalars(BUSY_WORKSPACES))
+            return busy, dict(connection.execute(LAST_FINISHED_BY_WORKSPACE).tuples().all())
+
+        return await self.db.read(read)
+
+    async def has_active_task(self, workspace_id: str) -> bool:
+        parameters = {"workspace_id": workspace_id}
         return await self.db.read(
-            lambda c: {status: int(count) for status, count in c.execute(query)}
+            lambda c: c.scalar(ACTIVE_TASK_IN_WORKSPACE, parameters) is not None
         )
+
+    async def counts_by_status(self) -> dict[str, int]:
+        """How many tasks are in each state, every state named (0 for none)."""
+        query = select(T.status, func.count()).group_by(T.status)
+        counted: dict[str, int] = await self.db.read(
+            lambda c: dict(c.execute(query).tuples().all())
+        )
+        return {state: int(counted.get(state, 0)) for state in ALL_STATES}
 
     # Events -----------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
@@ -23,11 +23,6 @@ from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
 from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
-from anvyl.orchestrator.tasks.statements import (
-    ACTIVE_TASK_IN_WORKSPACE,
-    BUSY_WORKSPACES,
-    last_finished_in,
-)
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient, WorkerError, WorkerUnreachable
@@ -44,18 +39,23 @@ _TOUCH = (
 )  # fmt: skip
 _INSERT = insert(_WORKSPACES)
 W = _WORKSPACES.c
-# Each workspace with the end of its last task (when it was last used, together with the row's own
-# last_used_at, which registration sets).
-_WITH_LAST_FINISHED = select(
-    _WORKSPACES,
-    last_finished_in(W.id).label("last_finished"),
-)
+_ALL = select(_WORKSPACES)
 _FIND = select(W.id).where(W.id == bindparam("workspace_id"))
 _SET_STATUS = (
     update(_WORKSPACES).where(W.id == bindparam("workspace_id")).values(status=bindparam("status"))
 )
 _DELETE = delete(_WORKSPACES).where(W.id == bindparam("workspace_id"))
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class TaskActivity(Protocol):
+    """What the workspaces need to know of the tasks; the tasks package (its store) answers."""
+
+    async def workspace_activity(self) -> tuple[set[str], dict[str, datetime]]:
+        """The workspaces with an active task, and when each workspace's last task ended."""
+        ...
+
+    async def has_active_task(self, workspace_id: str) -> bool: ...
 
 
 class WorkspaceBusy(WorkspaceError):
@@ -107,10 +107,13 @@ def _checkout_failed(repo: RepoRef, error: WorkerError) -> WorkspaceError:
 
 
 class WorkspaceManager:
-    def __init__(self, settings: Settings, db: Database, backend: WorkspaceBackend) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, backend: WorkspaceBackend, tasks: TaskActivity
+    ) -> None:
         self.settings = settings
         self.db = db
         self.backend = backend
+        self.tasks = tasks
         self._locks: dict[str, asyncio.Lock] = {}
         self._clients: dict[str, tuple[WorkerEndpoint, WorkerClient]] = {}
 
@@ -254,12 +257,6 @@ class WorkspaceManager:
 
         await self.db.write(adopt)
 
-    async def _has_active_task(self, workspace_id: str) -> bool:
-        parameters = {"workspace_id": workspace_id}
-        return await self.db.read(
-            lambda c: c.scalar(ACTIVE_TASK_IN_WORKSPACE, parameters) is not None
-        )
-
     async def sweep(self) -> dict[str, list[str]]:
         """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
         now = utcnow()
@@ -269,7 +266,7 @@ class WorkspaceManager:
             if (
                 busy
                 or unused_for < self.settings.workspace_idle_timeout_s
-                or await self._has_active_task(row.id)  # one may have started since `_usage`
+                or await self.tasks.has_active_task(row.id)  # one may have started since `_usage`
             ):
                 continue
             lock = self._locks.setdefault(row.id, asyncio.Lock())
@@ -309,14 +306,10 @@ class WorkspaceManager:
         recently used first. Read from the tasks, which every replica keeps current (a flag on the
         row would stay set when an orchestrator died mid-task)."""
 
-        def read(connection: Connection) -> tuple[list[Row[Any]], set[str | None]]:
-            return list(connection.execute(_WITH_LAST_FINISHED)), set(
-                connection.scalars(BUSY_WORKSPACES)
-            )
-
-        rows, busy = await self.db.read(read)
-        usage = [(row, max(row.last_used_at, row.last_finished or row.last_used_at), row.id in busy)
-                 for row in rows]  # fmt: skip
+        rows = await self.db.read(lambda c: list(c.execute(_ALL)))
+        busy, last_finished = await self.tasks.workspace_activity()
+        usage = [(row, max(row.last_used_at, last_finished.get(row.id) or row.last_used_at),
+                  row.id in busy) for row in rows]  # fmt: skip
         return sorted(usage, key=lambda entry: entry[1], reverse=True)
 
     async def describe(self) -> list[WorkspaceInfo]:
@@ -340,7 +333,7 @@ class WorkspaceManager:
         parameters = {"workspace_id": workspace_id}
         if await self.db.read(lambda c: c.execute(_FIND, parameters).first()) is None:
             return False
-        if await self._has_active_task(workspace_id):
+        if await self.tasks.has_active_task(workspace_id):
             raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
         async with self._locks.setdefault(workspace_id, asyncio.Lock()):
             await self._forget(workspace_id)
