@@ -10,15 +10,13 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
-CONFIG_ENV = "ANVYL_CONFIG"
-# Sections of the config file that other parts read themselves (model routing, MCP servers).
-_FOREIGN_SECTIONS = ("models", "routing", "mcp_servers")
+from anvyl.orchestrator.config_file import CONFIG_ENV, ConfigFile, config_file_from_env
 
 
 def default_data_dir() -> Path:
@@ -122,7 +120,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    config_file: Path | None = Field(default=None, exclude=True)
+    # The configuration file (ANVYL_CONFIG) as read once for these settings; its sections (models,
+    # routing, mcp_servers, workspace) are validated by their owners.
+    config_file: ConfigFile | None = Field(default=None, exclude=True)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -147,20 +147,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
-        if config_file:
-            path = Path(config_file).expanduser()
-            if not path.is_file():
-                raise ValueError(f"{CONFIG_ENV}={config_file}: no such file")
-            sources.append(_SettingsSection(settings_cls, path))
-        return tuple(sources)
-
-    @property
-    def config_path(self) -> Path | None:
-        """The YAML config file (ANVYL_CONFIG), also read for models and MCP servers."""
-        value = os.environ.get(CONFIG_ENV)
-        return Path(value).expanduser() if value else None
+        # The configuration file's top-level settings, below the environment.
+        file = config_file_from_env(os.environ)
+        if file is None:
+            return init_settings, env_settings
+        file.check_keys(set(settings_cls.model_fields) - {"config_file"})
+        values = file.settings_values() | {"config_file": file}
+        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=values)
 
     @property
     def effective_database_url(self) -> str:
@@ -178,16 +171,6 @@ class Settings(BaseSettings):
                 shown[name] = "********"
         shown["api_keys"] = ["********"] * len(self.api_keys)
         return shown
-
-
-class _SettingsSection(YamlConfigSettingsSource):
-    """The config file minus the sections that belong to model routing and MCP."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        super().__init__(settings_cls, yaml_file=path)
-        for section in _FOREIGN_SECTIONS:
-            self.yaml_data.pop(section, None)
-        self.init_kwargs = self.yaml_data
 
 
 def mask_url(url: str) -> str:

@@ -99,7 +99,7 @@ class RequestContext:
 
 def build_router(settings: Settings) -> ModelRouter | None:
     """The model router from the config file and the environment; None when no model is set up."""
-    config = load_model_config(settings.config_path, os.environ)
+    config = load_model_config(settings.config_file, os.environ)
     if not config.chain():
         log.info("models.none", detail="no model configured: the built-in planner answers")
         return None
@@ -120,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
         workspaces = WorkspaceManager(settings, db, backend, tasks=store)
         router, mcp = (
             build_router(settings),
-            McpToolbox(load_mcp_servers(settings.config_path, os.environ)),
+            McpToolbox(load_mcp_servers(settings.config_file, os.environ)),
         )
         await mcp.start()
         executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp)

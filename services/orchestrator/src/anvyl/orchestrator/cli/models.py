@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from anvyl.orchestrator.config_file import ConfigFileError, config_file_from_env
 from anvyl.orchestrator.llm.config import ModelConfig, load_model_config
 from anvyl.orchestrator.llm.errors import EndpointError, ModelConfigError, ModelError
 from anvyl.orchestrator.llm.providers import make_provider
@@ -25,10 +26,9 @@ ConfigOption = Annotated[
 
 
 def _load(config: Path | None) -> ModelConfig:
-    path = config or (Path(os.environ["ANVYL_CONFIG"]) if os.environ.get("ANVYL_CONFIG") else None)
     try:
-        return load_model_config(path, os.environ)
-    except ModelConfigError as exc:
+        return load_model_config(config or config_file_from_env(os.environ), os.environ)
+    except (ModelConfigError, ConfigFileError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
 

@@ -1,7 +1,5 @@
-"""Model endpoint configuration: a YAML file (``models:``, ``routing:``) plus env shortcuts.
-
-Errors name the field and the file line: the YAML is composed into nodes first so every value keeps
-its position, and pydantic's error locations are mapped back onto those positions.
+"""Model endpoint configuration: the configuration file's ``models`` and ``routing`` sections plus
+environment shortcuts. Errors name the field and the file line (config_file.py keeps the lines).
 """
 
 from __future__ import annotations
@@ -10,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from anvyl.orchestrator.config_file import ConfigFile, ConfigFileError, Location, read_config_file
 from anvyl.orchestrator.llm.errors import ModelConfigError
 
 Provider = Literal["openai", "anthropic", "xai", "groq", "ollama", "lmstudio", "local"]
@@ -151,23 +149,24 @@ def environment_endpoints(environ: Mapping[str, str]) -> list[dict[str, Any]]:
     return found
 
 
-def load_model_config(path: Path | None, environ: Mapping[str, str]) -> ModelConfig:
-    """Read ``path`` (if given) and add the environment shortcuts.
+def load_model_config(source: ConfigFile | Path | None, environ: Mapping[str, str]) -> ModelConfig:
+    """The ``models`` and ``routing`` sections of the configuration file (if any) plus the
+    environment shortcuts.
 
     Shortcut endpoints are added under their own names when the file does not define that name; they
     join the chain only when the file has no ``routing`` section (an explicit chain is kept as is).
     """
-    raw: dict[str, Any] = {}
-    lines: dict[tuple[str | int, ...], int] = {}
-    source = str(path) if path is not None else None
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ModelConfigError(f"{path}: cannot read model config: {exc}") from exc
-        raw, lines = _compose(text, str(path))
+    try:
+        file = read_config_file(source) if isinstance(source, Path) else source
+    except ConfigFileError as exc:
+        raise ModelConfigError(str(exc)) from None
+    raw = {} if file is None else {
+        key: file.section(key) for key in ("models", "routing") if file.section(key) is not None
+    }  # fmt: skip
+    lines = {} if file is None else file.lines
+    where = None if file is None else str(file.path)
     if raw.get("models") is not None and not isinstance(raw["models"], list):
-        raise ModelConfigError(f"{source}:{lines.get(('models',), 1)}: 'models' must be a list")
+        raise ModelConfigError(f"{where}:{lines.get(('models',), 1)}: 'models' must be a list")
     file_models = list(raw.get("models") or [])
     defined = {m.get("name") for m in file_models if isinstance(m, dict)}
     extra = [m for m in environment_endpoints(environ) if m["name"] not in defined]
@@ -175,8 +174,8 @@ def load_model_config(path: Path | None, environ: Mapping[str, str]) -> ModelCon
     try:
         config = ModelConfig.model_validate(data)
     except ValidationError as exc:
-        raise ModelConfigError(_describe(exc, lines, source)) from None
-    config.source = source
+        raise ModelConfigError(_describe(exc, lines, where)) from None
+    config.source = where
     for endpoint in config.models:
         if endpoint.api_key is None and endpoint.api_key_env:
             value = environ.get(endpoint.api_key_env)
@@ -185,42 +184,7 @@ def load_model_config(path: Path | None, environ: Mapping[str, str]) -> ModelCon
     return config
 
 
-def _compose(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise ModelConfigError(f"{source}:{line}: invalid YAML: {exc}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise ModelConfigError(f"{source}:1: the model config must be a mapping")
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
-    return data, lines
-
-
-def _index_lines(
-    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
-) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1  # point at the key, not the value
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), out)
-
-
-def _describe(
-    exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str | None
-) -> str:
+def _describe(exc: ValidationError, lines: Mapping[Location, int], source: str | None) -> str:
     messages = []
     for error in exc.errors():
         loc = tuple(error["loc"])

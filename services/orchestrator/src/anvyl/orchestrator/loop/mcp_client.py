@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import yaml
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as McpTool
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from anvyl.orchestrator.config_file import ConfigFile, ConfigFileError, read_config_file
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.loop.tools import Tool, ToolError
 
@@ -50,11 +50,22 @@ class McpServerConfig(BaseModel):
         return environ.get(self.token_env) if self.token_env else None
 
 
-def load_mcp_servers(config_file: Path | None, environ: Mapping[str, str]) -> list[McpServerConfig]:
+def load_mcp_servers(
+    source: ConfigFile | Path | None, environ: Mapping[str, str]
+) -> list[McpServerConfig]:
+    """The configuration file's ``mcp_servers`` section, then the hub's servers (ANVYL_MCP_HUB_URL)."""
+    file = read_config_file(source) if isinstance(source, Path) else source
     servers: list[McpServerConfig] = []
-    if config_file is not None and config_file.is_file():
-        data = yaml.safe_load(config_file.read_text()) or {}
-        servers = [McpServerConfig.model_validate(item) for item in data.get("mcp_servers") or []]
+    entries = (file.section("mcp_servers") if file is not None else None) or []
+    if file is not None and not isinstance(entries, list):
+        raise ConfigFileError(f"{file.where(('mcp_servers',))}: mcp_servers must be a list")
+    for index, item in enumerate(entries):
+        try:
+            servers.append(McpServerConfig.model_validate(item))
+        except ValidationError as exc:
+            assert file is not None  # entries come from the file
+            where = file.describe(exc, ("mcp_servers", index))
+            raise ConfigFileError(f"invalid MCP server:\n  {where}") from None
     hub = environ.get("ANVYL_MCP_HUB_URL")
     if hub:
         token = environ.get("ANVYL_MCP_HUB_TOKEN")

@@ -1,0 +1,69 @@
+"""Docs are contracts: every YAML example in every README starts a real orchestrator as written.
+
+A YAML block is a configuration file for ANVYL_CONFIG unless its first line is a comment naming
+another file (`# docker-compose.yml`, say), which the tests of that file read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import running_server
+
+ROOT = Path(__file__).resolve().parents[1]
+_SKIP_DIRS = {".venv", ".git", "node_modules"}
+_YAML_BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def readme_files() -> list[Path]:
+    return sorted(
+        path for path in ROOT.rglob("*.md")
+        if not _SKIP_DIRS.intersection(path.relative_to(ROOT).parts)
+    )  # fmt: skip
+
+
+def config_examples() -> list[tuple[str, str]]:
+    found = []
+    for path in readme_files():
+        text = path.read_text(encoding="utf-8")
+        for match in _YAML_BLOCK.finditer(text):
+            block = match.group(1)
+            if re.match(r"#\s*[\w.-]+\.ya?ml\b", block) and not block.startswith("# anvyl.yaml"):
+                continue  # another file's example
+            line = text[: match.start()].count("\n") + 1
+            found.append((f"{path.relative_to(ROOT)}:{line}", block))
+    return found
+
+
+def test_the_readmes_have_configuration_examples() -> None:
+    assert any(where.startswith("README.md:") for where, _ in config_examples())
+
+
+@pytest.mark.parametrize(("where", "block"), config_examples(), ids=lambda v: str(v)[:60])
+def test_the_server_starts_with_each_readme_configuration(
+    where: str, block: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "anvyl.yaml"
+    config.write_text(block)
+    env = {
+        "ANVYL_CONFIG": str(config),
+        "ANVYL_DATA_DIR": str(tmp_path / "data"),
+        "ANVYL_WORKSPACE_BACKEND": "local",
+        "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}",
+    }
+    shown = subprocess.run(
+        [sys.executable, "-m", "anvyl.orchestrator", "config", "show"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, f"{where}: {shown.stdout}{shown.stderr}"
+    with running_server(env, tmp_path / "server.log") as server:
+        ready = httpx.get(f"{server.url}/ready", timeout=10)
+        assert ready.status_code == 200, f"{where}: {ready.text}\n{server.log.read_text()}"
