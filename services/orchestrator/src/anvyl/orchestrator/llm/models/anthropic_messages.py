@@ -153,7 +153,9 @@ class AnthropicMessagesModel:
                 for tool in request.tools
             ]
         if request.temperature is not None:
-            arguments["temperature"] = request.temperature
+            # SDK 1.x dropped the sampling parameters from its signature; the API still takes
+            # them (models that reject other values accept 1: set `temperature: 1` on the endpoint).
+            arguments["extra_body"] = {"temperature": request.temperature}
         return arguments
 
     async def complete(self, request: ModelRequest) -> ModelResult:

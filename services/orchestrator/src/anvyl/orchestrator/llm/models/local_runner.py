@@ -28,7 +28,7 @@ def shared_runner(runner_name: str, model: str, options: dict[str, Any]) -> Loca
     return _SHARED_RUNNERS[key]
 
 
-def _generation_request(request: ModelRequest) -> GenerationRequest:
+def generation_request(request: ModelRequest) -> GenerationRequest:
     messages: list[dict[str, Any]] = []
     for message in request.messages:
         data = message.model_dump(exclude_none=True)
@@ -71,7 +71,7 @@ class LocalRunnerModel:
 
     async def complete(self, request: ModelRequest) -> ModelResult:
         try:
-            generated = await self.runner.generate(_generation_request(request))
+            generated = await self.runner.generate(generation_request(request))
         except RunnerUnavailable as exc:
             raise EndpointError(str(exc), retryable=False, kind="runner_unavailable") from exc
         parsed = parse_harmony_text(generated.text)
@@ -95,7 +95,7 @@ class LocalRunnerModel:
         accumulator = StreamAccumulator(self.endpoint.model)
         parser = HarmonyStreamParser()
         try:
-            async for chunk in self.runner.stream(_generation_request(request)):
+            async for chunk in self.runner.stream(generation_request(request)):
                 for event in accumulator.harmony(parser.feed(chunk.text)):
                     yield event
                 accumulator.result.usage = Usage(
