@@ -61,7 +61,7 @@ class Model(Protocol):
 class ToolCallAssembler:
     """Assembles streamed tool-call deltas by index, several calls interleaved.
 
-    Providers number calls their own way (OpenAI ``index``, Anthropic content-block index, harmony
+    API shapes number calls their own way (OpenAI ``index``, Anthropic content-block index, harmony
     order); each source key gets a stable output index in order of first appearance.
     """
 
