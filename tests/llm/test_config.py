@@ -161,3 +161,16 @@ def test_file_routing_is_kept_and_shortcuts_stay_addressable(tmp_path: Path) -> 
     config = load_model_config(_write(tmp_path, EXAMPLE), {"GROQ_API_KEY": "gsk"})
     assert "groq" not in [e.name for e in config.chain()]
     assert config.endpoint("groq").provider == "groq"
+
+
+def test_vendor_rows_fill_runner_and_demand_a_url_where_they_have_none(tmp_path: Path) -> None:
+    config = load_model_config(
+        _write(tmp_path, "models:\n  - {name: t, provider: mlx, model: m}\n"), {}
+    )
+    assert (config.endpoint("t").runner, config.endpoint("t").api_shape) == ("mlx", "local_runner")
+    for text, message in [
+        ("models:\n  - {name: g, provider: gpt-oss, model: m}\n", "base_url is required"),
+        ("models:\n  - {name: x, provider: mistral, model: m}\n", "known: gpt-oss, lmstudio"),
+    ]:
+        with pytest.raises(ModelConfigError, match=message):
+            load_model_config(_write(tmp_path, text), {})

@@ -8,7 +8,11 @@ from llm_helpers import ask, endpoint, router
 
 from anvyl.gpt_oss.runners import get_runner
 from anvyl.orchestrator.llm import ContentDelta, FinalResponse, ModelEndpoint
-from anvyl.orchestrator.llm.providers.local import LocalProvider, close_shared_runners
+from anvyl.orchestrator.llm.models.local_runner import (
+    LocalRunnerModel,
+    close_shared_runners,
+    generation_request,
+)
 from anvyl.orchestrator.llm.testing import refused_port
 
 
@@ -36,8 +40,8 @@ async def test_local_provider_runs_the_mlx_runner_in_process(tiny_model_dir: Pat
         async with router(local) as r:
             response = await r.complete(ask("show the git status", max_tokens=10))
             events = [event async for event in r.stream(ask("hello", max_tokens=5, stream=True))]
-            provider = r.provider(local)
-            assert isinstance(provider, LocalProvider)
+            provider = r.model(local)
+            assert isinstance(provider, LocalRunnerModel)
             assert isinstance(provider.runner, get_runner("mlx"))
         assert response.metadata.provider == "local"
         assert response.usage.completion_tokens == 10
@@ -48,3 +52,8 @@ async def test_local_provider_runs_the_mlx_runner_in_process(tiny_model_dir: Pat
         assert final.response.usage.completion_tokens == 5
     finally:
         await close_shared_runners()
+
+
+def test_the_runner_gets_the_requests_temperature_and_output_budget() -> None:
+    sent = generation_request(ask("hi", temperature=0.3, max_tokens=7))
+    assert (sent.temperature, sent.max_tokens) == (0.3, 7)

@@ -13,8 +13,10 @@ from typing import Any
 import docker
 import pytest
 
+from anvyl.gpt_oss.testing import build_tiny_llama
 from anvyl.mcp_hub.app import create_hub
 from anvyl.mcp_hub.settings import HubSettings
+from anvyl.orchestrator.llm.models.local_runner import close_shared_runners
 from anvyl.orchestrator.llm.testing import (
     ScriptedLLMServer,
     ScriptedReply,
@@ -293,3 +295,56 @@ async def test_when_every_model_is_unreachable_the_planner_answers_and_says_so(
     )
     assert "no language model was used" in task["result"]
     assert "The configured models could not be reached" in task["result"]
+
+
+async def test_every_model_call_carries_the_temperature_and_output_budget_whatever_the_vendor(
+    make_orchestrator: OrchestratorFactory,
+    sample_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anthropic first (it fails once, so the OpenAI-shaped fallback is called too), both logged."""
+    with ScriptedLLMServer() as server:
+        config = tmp_path / "two.yaml"
+        config.write_text(
+            "models:\n"
+            f"  - {{name: claude, provider: anthropic, base_url: '{server.anthropic_url}',"
+            " model: claude-3-haiku-20240307, retries: 0}\n"
+            f"  - {{name: gpt, provider: openai, base_url: '{server.openai_url}', model: m,"
+            " max_output_tokens: 77}\n"
+            "routing:\n  primary: claude\n  fallbacks: [gpt]\n"
+        )
+        monkeypatch.setenv("ANVYL_CONFIG", str(config))
+        server.push(
+            ScriptedReply.error(500),  # claude, step 1
+            tools(call("git_status")),  # gpt, step 1
+            ScriptedReply(content="Clean."),  # claude, step 2
+        )
+        async with make_orchestrator(
+            workspace_backend="local", agent_max_output_tokens=1234
+        ) as orch:
+            task = (await orch.orchestrate("Is the tree clean?", str(sample_repo))).json()
+    assert task["status"] == "succeeded", task["error"]
+    sent = [(r.api, r.body["temperature"], r.body["max_tokens"]) for r in server.requests]
+    assert sent == [("anthropic", 0, 1234), ("openai", 0, 77), ("anthropic", 0, 1234)]
+
+
+async def test_the_local_runner_gets_the_output_budget_of_the_settings(
+    make_orchestrator: OrchestratorFactory,
+    sample_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real in-process mlx model (tiny, random weights) stops at the configured output budget."""
+    model_dir = build_tiny_llama(tmp_path / "tiny")
+    config = tmp_path / "local.yaml"
+    config.write_text(f"models:\n  - {{name: tiny, provider: mlx, model: '{model_dir}'}}\n")
+    monkeypatch.setenv("ANVYL_CONFIG", str(config))
+    try:
+        async with make_orchestrator(workspace_backend="local", agent_max_output_tokens=6) as orch:
+            task = (await orch.orchestrate("show the git status", str(sample_repo))).json()
+    finally:
+        await close_shared_runners()
+    assert task["status"] == "succeeded", task["error"]
+    assert task["metadata"]["endpoint"] == "tiny"
+    assert task["metadata"]["usage"]["completion_tokens"] == 6

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # The agent loop.
     agent_max_steps: int = Field(default=30, ge=1, le=500, description="model turns per task")
     agent_max_tokens: int = Field(default=200_000, ge=1000, description="token budget per task")
+    agent_temperature: float = Field(
+        default=0.0, ge=0, le=2, description="sampling temperature sent to every model"
+    )
+    agent_max_output_tokens: int = Field(
+        default=4096, ge=1, description="output token budget of one model call"
+    )
     tool_output_chars: int = Field(
         default=16_000, ge=500, description="tool output fed back, at most"
     )

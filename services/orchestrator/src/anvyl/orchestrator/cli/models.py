@@ -13,7 +13,7 @@ import typer
 from anvyl.orchestrator.config_file import ConfigFileError, config_file_from_env
 from anvyl.orchestrator.llm.config import ModelConfig, load_model_config
 from anvyl.orchestrator.llm.errors import EndpointError, ModelConfigError, ModelError
-from anvyl.orchestrator.llm.providers import make_provider
+from anvyl.orchestrator.llm.models import make_model
 from anvyl.orchestrator.llm.router import ModelRouter
 from anvyl.orchestrator.llm.types import ChatMessage, ModelRequest
 
@@ -36,9 +36,9 @@ def _load(config: Path | None) -> ModelConfig:
 async def _probe_all(config: ModelConfig, timeout_s: float) -> dict[str, str]:
     async def probe(name: str) -> tuple[str, str]:
         endpoint = config.endpoint(name)
-        if endpoint.provider == "local":
+        if endpoint.api_shape == "local_runner":
             return name, "in-process (loads on first use)"
-        provider = make_provider(endpoint)
+        provider = make_model(endpoint)
         began = time.perf_counter()
         try:
             # The SDK enforces `timeout` on the network; the outer bound also covers the SDK's

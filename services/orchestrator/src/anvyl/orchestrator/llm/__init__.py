@@ -1,4 +1,4 @@
-"""Model routing: config, providers (one module per API shape), router, CLI, test servers."""
+"""Model routing: vendor table, config, API shapes (`models/`), router, test models and servers."""
 
 from anvyl.orchestrator.llm.config import (
     ModelConfig,

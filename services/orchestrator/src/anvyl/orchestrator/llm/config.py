@@ -1,47 +1,52 @@
 """Model endpoint configuration: the configuration file's ``models`` and ``routing`` sections plus
-environment shortcuts. Errors name the field and the file line (config_file.py keeps the lines).
+environment shortcuts. Vendor defaults (base URL, key variable, shortcuts) come from ``vendors.py``.
+Errors name the field and the file line (config_file.py keeps the lines).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from anvyl.orchestrator.config_file import ConfigFile, ConfigFileError, Location, read_config_file
 from anvyl.orchestrator.llm.errors import ModelConfigError
+from anvyl.orchestrator.llm.types import ModelRequest
+from anvyl.orchestrator.llm.vendors import (
+    VENDORS,
+    ApiShape,
+    Vendor,
+    cloud_vendor_at,
+    shortcut_endpoints,
+)
 
-Provider = Literal["openai", "anthropic", "xai", "groq", "ollama", "lmstudio", "local"]
 
-VENDOR_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "xai": "https://api.x.ai/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "ollama": "http://localhost:11434/v1",
-    "lmstudio": "http://localhost:1234/v1",
-}
-VENDOR_KEY_ENV: dict[str, str] = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "xai": "XAI_API_KEY",
-    "groq": "GROQ_API_KEY",
-}
-CLOUD_HOSTS = ("api.openai.com", "api.anthropic.com", "api.x.ai", "api.groq.com")
+def _known_vendor(name: str) -> str:
+    if name not in VENDORS:
+        raise ValueError(f"unknown provider {name!r}; known: {', '.join(VENDORS)}")
+    return name
 
 
 class ModelEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    provider: Provider
+    provider: Annotated[str, AfterValidator(_known_vendor)]  # a row of vendors.VENDORS
     model: str = Field(min_length=1)
     base_url: str | None = None
     api_key: SecretStr | None = None
     api_key_env: str | None = None
-    runner: str | None = None  # local provider: registered runner name (mlx, vllm)
+    runner: str | None = None  # local_runner vendors: registered runner name (mlx, vllm)
     runner_options: dict[str, Any] = Field(default_factory=dict)
     timeout: float = Field(default=120.0, gt=0)  # total seconds for one call
     connect_timeout: float = Field(default=5.0, gt=0)
@@ -54,30 +59,46 @@ class ModelEndpoint(BaseModel):
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
     harmony: bool = True  # normalize gpt-oss harmony markers found in content
+    temperature: float | None = Field(default=None, ge=0)  # overrides the agent's setting
+    max_output_tokens: int | None = Field(default=None, ge=1)  # overrides the agent's setting
 
     @model_validator(mode="after")
     def _fill_vendor_defaults(self) -> ModelEndpoint:
-        if self.provider == "local":
+        vendor = self.vendor
+        if vendor.api_shape == "local_runner":
+            self.runner = self.runner or vendor.runner
             if not self.runner:
                 raise ValueError("a local provider needs 'runner' (for example mlx)")
             return self
         if self.base_url is None:
-            if self.provider not in VENDOR_BASE_URLS:
+            if vendor.base_url is None:
                 raise ValueError(f"base_url is required for provider {self.provider!r}")
-            self.base_url = VENDOR_BASE_URLS[self.provider]
-        if self.api_key_env is None and self.provider in VENDOR_KEY_ENV and self.is_cloud:
-            self.api_key_env = VENDOR_KEY_ENV[self.provider]
+            self.base_url = vendor.base_url
+        if self.api_key_env is None and vendor.key_env and self.is_cloud:
+            self.api_key_env = vendor.key_env
         return self
 
     @property
-    def is_cloud(self) -> bool:
-        return self.base_url is not None and any(host in self.base_url for host in CLOUD_HOSTS)
+    def vendor(self) -> Vendor:
+        return VENDORS[self.provider]
 
     @property
-    def api_shape(self) -> Literal["openai", "anthropic", "local"]:
-        if self.provider == "local":
-            return "local"
-        return "anthropic" if self.provider == "anthropic" else "openai"
+    def is_cloud(self) -> bool:
+        """Whether ``base_url`` is a cloud vendor's API (not a local server speaking its API)."""
+        return cloud_vendor_at(self.base_url) is not None
+
+    @property
+    def api_shape(self) -> ApiShape:
+        return self.vendor.api_shape
+
+    def tuned(self, request: ModelRequest) -> ModelRequest:
+        """``request`` with this endpoint's temperature and output budget, where it sets them."""
+        update: dict[str, Any] = {}
+        if self.temperature is not None:
+            update["temperature"] = self.temperature
+        if self.max_output_tokens is not None:
+            update["max_tokens"] = self.max_output_tokens
+        return request.model_copy(update=update) if update else request
 
 
 class RoutingConfig(BaseModel):
@@ -122,33 +143,6 @@ class ModelConfig(BaseModel):
         raise KeyError(f"no model named {name!r}")
 
 
-def environment_endpoints(environ: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Zero-config endpoints, self-hosted first, then cloud vendors whose key is set."""
-    found: list[dict[str, Any]] = []
-    if url := environ.get("ANVYL_GPT_OSS_URL"):
-        model = environ.get("ANVYL_GPT_OSS_MODEL", "openai/gpt-oss-20b")
-        found.append({"name": "gpt-oss", "provider": "openai", "base_url": url, "model": model})
-    if url := environ.get("ANVYL_LMSTUDIO_URL"):
-        model = environ.get("ANVYL_LMSTUDIO_MODEL", "default")
-        found.append({"name": "lmstudio", "provider": "lmstudio", "base_url": url, "model": model})
-    if url := environ.get("OLLAMA_URL"):
-        # Ollama's native URL has no /v1; its OpenAI-compatible API lives under it.
-        base = url.rstrip("/") if url.rstrip("/").endswith("/v1") else url.rstrip("/") + "/v1"
-        model = environ.get("OLLAMA_MODEL", "llama3")
-        found.append({"name": "ollama", "provider": "ollama", "base_url": base, "model": model})
-    cloud = [
-        ("openai", "OPENAI_API_KEY", "ANVYL_OPENAI_MODEL", "gpt-4o-mini"),
-        ("anthropic", "ANTHROPIC_API_KEY", "ANVYL_ANTHROPIC_MODEL", "claude-3-haiku-20240307"),
-        ("xai", "XAI_API_KEY", "ANVYL_XAI_MODEL", "grok-3-mini"),
-        ("groq", "GROQ_API_KEY", "ANVYL_GROQ_MODEL", "llama-3.1-8b-instant"),
-    ]
-    for provider, key_env, model_env, default_model in cloud:
-        if environ.get(key_env):
-            model = environ.get(model_env, default_model)
-            found.append({"name": provider, "provider": provider, "model": model})
-    return found
-
-
 def load_model_config(source: ConfigFile | Path | None, environ: Mapping[str, str]) -> ModelConfig:
     """The ``models`` and ``routing`` sections of the configuration file (if any) plus the
     environment shortcuts.
@@ -169,7 +163,7 @@ def load_model_config(source: ConfigFile | Path | None, environ: Mapping[str, st
         raise ModelConfigError(f"{where}:{lines.get(('models',), 1)}: 'models' must be a list")
     file_models = list(raw.get("models") or [])
     defined = {m.get("name") for m in file_models if isinstance(m, dict)}
-    extra = [m for m in environment_endpoints(environ) if m["name"] not in defined]
+    extra = [m for m in shortcut_endpoints(environ) if m["name"] not in defined]
     data = {**raw, "models": file_models + extra}
     try:
         config = ModelConfig.model_validate(data)

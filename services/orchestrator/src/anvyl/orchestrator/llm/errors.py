@@ -1,4 +1,4 @@
-"""Errors the router raises or classifies provider failures into."""
+"""Errors the router raises or classifies endpoint failures into."""
 
 from __future__ import annotations
 

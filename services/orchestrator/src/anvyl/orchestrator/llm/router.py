@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from anvyl.orchestrator.llm.circuit import CircuitBreaker, CircuitState
 from anvyl.orchestrator.llm.config import ModelConfig, ModelEndpoint
@@ -19,9 +19,9 @@ from anvyl.orchestrator.llm.errors import (
     SchemaValidationFailed,
     TotalTimeout,
 )
+from anvyl.orchestrator.llm.models import make_model
+from anvyl.orchestrator.llm.models.base import Model, ModelResult, StreamDone
 from anvyl.orchestrator.llm.pricing import call_cost
-from anvyl.orchestrator.llm.providers import make_provider
-from anvyl.orchestrator.llm.providers.base import ProviderClient, ProviderResult, StreamDone
 from anvyl.orchestrator.llm.structured import (
     repair_request,
     validate_answer,
@@ -47,9 +47,12 @@ class ModelRouter:
         *,
         failure_threshold: int = 3,
         cooldown_s: float = 30.0,
+        models: Mapping[str, Model] | None = None,
     ) -> None:
+        """``models``: ready clients by endpoint name (e.g. a ScriptedModel); the rest are built
+        from each endpoint's vendor on first use."""
         self.endpoints = list(endpoints)
-        self._providers: dict[str, ProviderClient] = {}
+        self._models: dict[str, Model] = dict(models or {})
         self.circuits = {
             e.name: CircuitBreaker(failure_threshold=failure_threshold, cooldown_s=cooldown_s)
             for e in self.endpoints
@@ -63,16 +66,28 @@ class ModelRouter:
             cooldown_s=config.routing.circuit_cooldown_s,
         )
 
-    def provider(self, endpoint: ModelEndpoint) -> ProviderClient:
+    @classmethod
+    def over(
+        cls, *models: Model, failure_threshold: int = 3, cooldown_s: float = 30.0
+    ) -> ModelRouter:
+        """A router over ready clients, in this order (their endpoints carry the settings)."""
+        return cls(
+            [m.endpoint for m in models],
+            failure_threshold=failure_threshold,
+            cooldown_s=cooldown_s,
+            models={m.endpoint.name: m for m in models},
+        )
+
+    def model(self, endpoint: ModelEndpoint) -> Model:
         # Clients are created on first use so an unused local runner never loads.
-        if endpoint.name not in self._providers:
-            self._providers[endpoint.name] = make_provider(endpoint)
-        return self._providers[endpoint.name]
+        if endpoint.name not in self._models:
+            self._models[endpoint.name] = make_model(endpoint)
+        return self._models[endpoint.name]
 
     async def aclose(self) -> None:
-        providers, self._providers = self._providers, {}
-        for provider in providers.values():
-            await provider.aclose()
+        models, self._models = self._models, {}
+        for model in models.values():
+            await model.aclose()
 
     async def __aenter__(self) -> ModelRouter:
         return self
@@ -116,7 +131,7 @@ class ModelRouter:
 
     async def _complete_on(
         self, endpoint: ModelEndpoint, request: ModelRequest, attempts: list[Attempt]
-    ) -> ProviderResult | None:
+    ) -> ModelResult | None:
         circuit = self.circuits[endpoint.name]
         for attempt_number in range(endpoint.retries + 1):
             if not circuit.allow():
@@ -125,7 +140,7 @@ class ModelRouter:
             began = time.perf_counter()
             try:
                 async with asyncio.timeout(endpoint.timeout):
-                    result = await self.provider(endpoint).complete(request)
+                    result = await self.model(endpoint).complete(endpoint.tuned(request))
             except TimeoutError:
                 error: EndpointError = TotalTimeout(endpoint.timeout)
             except EndpointError as exc:
@@ -184,7 +199,7 @@ class ModelRouter:
                 began = time.perf_counter()
                 deadline = began + endpoint.timeout
                 ttft: float | None = None
-                chunks = self.provider(endpoint).stream(prepared)
+                chunks = self.model(endpoint).stream(endpoint.tuned(prepared))
                 error: EndpointError | None = None
                 try:
                     while True:
@@ -279,7 +294,7 @@ class ModelRouter:
     def _response(
         self,
         endpoint: ModelEndpoint,
-        result: ProviderResult,
+        result: ModelResult,
         attempts: list[Attempt],
         started: float,
         ttft: float | None,

@@ -1,4 +1,4 @@
-"""Request, response and stream-event shapes shared by every provider."""
+"""Request, response and stream-event shapes shared by every vendor and API shape."""
 
 from __future__ import annotations
 

@@ -48,8 +48,10 @@ class Approvals(Protocol):
 @dataclass(frozen=True)
 class Limits:
     max_steps: int
-    max_tokens: int
+    max_tokens: int  # the whole task's budget
     tool_output_chars: int
+    temperature: float = 0.0  # sent with every model call, whatever the vendor
+    max_output_tokens: int = 4096  # one call's output budget
 
 
 @dataclass
@@ -94,9 +96,13 @@ class AgentLoop:
         definitions = toolset.definitions() or None
         for step in range(1, self.limits.max_steps + 1):
             result.steps = step
-            response = await self.router.complete(
-                ModelRequest(messages=messages, tools=definitions)
+            request = ModelRequest(
+                messages=messages,
+                tools=definitions,
+                temperature=self.limits.temperature,
+                max_tokens=self.limits.max_output_tokens,
             )
+            response = await self.router.complete(request)
             self._account(result, response, step)
             await emit("model.call", result.model_calls[-1] | {
                 "content": response.content[:2000], "reasoning": response.reasoning[:2000],

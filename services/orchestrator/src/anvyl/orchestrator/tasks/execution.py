@@ -99,7 +99,11 @@ class TaskExecutor:
         self.router = router
         self.mcp = mcp or McpToolbox([])
         self.limits = Limits(
-            settings.agent_max_steps, settings.agent_max_tokens, settings.tool_output_chars
+            settings.agent_max_steps,
+            settings.agent_max_tokens,
+            settings.tool_output_chars,
+            temperature=settings.agent_temperature,
+            max_output_tokens=settings.agent_max_output_tokens,
         )
 
     async def run(self, ctx: RunContext) -> None:

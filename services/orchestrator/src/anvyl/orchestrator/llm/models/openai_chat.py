@@ -1,6 +1,7 @@
 """OpenAI chat-completions shape.
 
-Serves GPT-OSS/vLLM, mlx-lm server, Ollama, LM Studio, OpenAI, xAI and Groq.
+Every vendor whose `api_shape` is `openai_chat`: gpt-oss/vLLM, mlx-lm server, Ollama, LM Studio,
+OpenAI, xAI and Groq.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import openai
 from anvyl.gpt_oss.harmony import HarmonyStreamParser, parse_harmony_text
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
-from anvyl.orchestrator.llm.providers.base import (
-    ProviderResult,
-    ProviderStreamItem,
+from anvyl.orchestrator.llm.models.base import (
+    ModelResult,
+    ModelStreamItem,
     StreamAccumulator,
     ToolCallAssembler,
     status_error,
@@ -50,7 +51,7 @@ def _reasoning_of(obj: Any) -> str:
     return getattr(obj, "reasoning_content", None) or getattr(obj, "reasoning", None) or ""
 
 
-class OpenAICompatProvider:
+class OpenAIChatModel:
     def __init__(self, endpoint: ModelEndpoint) -> None:
         self.endpoint = endpoint
         api_key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-needed"
@@ -95,7 +96,7 @@ class OpenAICompatProvider:
             )
         return arguments
 
-    async def complete(self, request: ModelRequest) -> ProviderResult:
+    async def complete(self, request: ModelRequest) -> ModelResult:
         try:
             completion = await self._client.chat.completions.create(
                 **self._arguments(request, stream=False)
@@ -135,7 +136,7 @@ class OpenAICompatProvider:
         finish_reason = choice.finish_reason or "stop"
         if tool_calls and finish_reason == "stop":
             finish_reason = "tool_calls"
-        return ProviderResult(
+        return ModelResult(
             model_id=completion.model or self.endpoint.model,
             content=content,
             reasoning=reasoning,
@@ -144,7 +145,7 @@ class OpenAICompatProvider:
             usage=usage,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         harmony = HarmonyStreamParser() if self.endpoint.harmony else None
         try:
@@ -197,4 +198,4 @@ class OpenAICompatProvider:
         await self._client.close()
 
 
-__all__ = ["OpenAICompatProvider", "ToolCallAssembler", "translate_error"]
+__all__ = ["OpenAIChatModel", "ToolCallAssembler", "translate_error"]

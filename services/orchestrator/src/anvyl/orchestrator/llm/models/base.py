@@ -1,4 +1,4 @@
-"""What the router needs from a provider module, and the pieces they share."""
+"""What the router needs from an API-shape module (:class:`Model`), and the pieces they share."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from anvyl.orchestrator.llm.types import (
 
 
 @dataclass
-class ProviderResult:
+class ModelResult:
     """One endpoint's answer before the router adds cost and metadata."""
 
     model_id: str
@@ -36,19 +36,21 @@ class ProviderResult:
 
 @dataclass
 class StreamDone:
-    result: ProviderResult
+    result: ModelResult
 
 
 DeltaEvent = ContentDelta | ReasoningDelta | ToolCallDelta
-ProviderStreamItem = DeltaEvent | StreamDone
+ModelStreamItem = DeltaEvent | StreamDone
 
 
-class ProviderClient(Protocol):
+class Model(Protocol):
+    """One endpoint's client in one API shape; the router adds retries, fallback and cost."""
+
     endpoint: ModelEndpoint
 
-    async def complete(self, request: ModelRequest) -> ProviderResult: ...
+    async def complete(self, request: ModelRequest) -> ModelResult: ...
 
-    def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]: ...
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamItem, None]: ...
 
     async def probe(self, timeout_s: float) -> None:
         """Cheap reachability check (e.g. list models); raises EndpointError."""
@@ -59,7 +61,7 @@ class ProviderClient(Protocol):
 class ToolCallAssembler:
     """Assembles streamed tool-call deltas by index, several calls interleaved.
 
-    Providers number calls their own way (OpenAI ``index``, Anthropic content-block index, harmony
+    API shapes number calls their own way (OpenAI ``index``, Anthropic content-block index, harmony
     order); each source key gets a stable output index in order of first appearance.
     """
 
@@ -99,7 +101,7 @@ class StreamAccumulator:
     """Builds the final result from the deltas a stream yielded."""
 
     def __init__(self, model_id: str) -> None:
-        self.result = ProviderResult(model_id=model_id)
+        self.result = ModelResult(model_id=model_id)
         self.tools = ToolCallAssembler()
         self._content: list[str] = []
         self._reasoning: list[str] = []

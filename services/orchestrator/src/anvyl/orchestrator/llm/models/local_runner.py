@@ -10,9 +10,9 @@ from anvyl.gpt_oss.harmony import HarmonyStreamParser, parse_harmony_text
 from anvyl.gpt_oss.runners import GenerationRequest, LocalRunner, RunnerUnavailable, get_runner
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
-from anvyl.orchestrator.llm.providers.base import (
-    ProviderResult,
-    ProviderStreamItem,
+from anvyl.orchestrator.llm.models.base import (
+    ModelResult,
+    ModelStreamItem,
     StreamAccumulator,
 )
 from anvyl.orchestrator.llm.types import FunctionCall, ModelRequest, ToolCall, Usage
@@ -28,7 +28,7 @@ def shared_runner(runner_name: str, model: str, options: dict[str, Any]) -> Loca
     return _SHARED_RUNNERS[key]
 
 
-def _generation_request(request: ModelRequest) -> GenerationRequest:
+def generation_request(request: ModelRequest) -> GenerationRequest:
     messages: list[dict[str, Any]] = []
     for message in request.messages:
         data = message.model_dump(exclude_none=True)
@@ -63,15 +63,15 @@ def _loads(arguments: str) -> Any:
         return arguments
 
 
-class LocalProvider:
+class LocalRunnerModel:
     def __init__(self, endpoint: ModelEndpoint) -> None:
         self.endpoint = endpoint
         assert endpoint.runner is not None
         self.runner = shared_runner(endpoint.runner, endpoint.model, endpoint.runner_options)
 
-    async def complete(self, request: ModelRequest) -> ProviderResult:
+    async def complete(self, request: ModelRequest) -> ModelResult:
         try:
-            generated = await self.runner.generate(_generation_request(request))
+            generated = await self.runner.generate(generation_request(request))
         except RunnerUnavailable as exc:
             raise EndpointError(str(exc), retryable=False, kind="runner_unavailable") from exc
         parsed = parse_harmony_text(generated.text)
@@ -79,7 +79,7 @@ class LocalProvider:
             ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments or "{}"))
             for c in parsed.tool_calls
         ]
-        return ProviderResult(
+        return ModelResult(
             model_id=generated.model_id,
             content=parsed.content,
             reasoning=parsed.reasoning,
@@ -91,11 +91,11 @@ class LocalProvider:
             ),
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         parser = HarmonyStreamParser()
         try:
-            async for chunk in self.runner.stream(_generation_request(request)):
+            async for chunk in self.runner.stream(generation_request(request)):
                 for event in accumulator.harmony(parser.feed(chunk.text)):
                     yield event
                 accumulator.result.usage = Usage(

@@ -16,9 +16,9 @@ import httpx
 
 from anvyl.orchestrator.llm.config import ModelEndpoint
 from anvyl.orchestrator.llm.errors import EndpointError
-from anvyl.orchestrator.llm.providers.base import (
-    ProviderResult,
-    ProviderStreamItem,
+from anvyl.orchestrator.llm.models.base import (
+    ModelResult,
+    ModelStreamItem,
     StreamAccumulator,
     status_error,
 )
@@ -118,7 +118,7 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list
     return ("\n\n".join(system_parts) or None), turns
 
 
-class AnthropicProvider:
+class AnthropicMessagesModel:
     def __init__(self, endpoint: ModelEndpoint) -> None:
         self.endpoint = endpoint
         api_key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-set"
@@ -153,10 +153,12 @@ class AnthropicProvider:
                 for tool in request.tools
             ]
         if request.temperature is not None:
-            arguments["temperature"] = request.temperature
+            # SDK 1.x dropped the sampling parameters from its signature; the API still takes
+            # them (models that reject other values accept 1: set `temperature: 1` on the endpoint).
+            arguments["extra_body"] = {"temperature": request.temperature}
         return arguments
 
-    async def complete(self, request: ModelRequest) -> ProviderResult:
+    async def complete(self, request: ModelRequest) -> ModelResult:
         arguments = self._arguments(request)
         arguments["timeout"] = anthropic.Timeout(
             connect=self.endpoint.connect_timeout,
@@ -168,7 +170,7 @@ class AnthropicProvider:
             message = await self._client.messages.create(**arguments)
         except Exception as exc:
             raise translate_error(exc) from exc
-        result = ProviderResult(model_id=message.model or self.endpoint.model)
+        result = ModelResult(model_id=message.model or self.endpoint.model)
         for block in message.content:
             if block.type == "text":
                 result.content += block.text
@@ -188,7 +190,7 @@ class AnthropicProvider:
         )
         return result
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderStreamItem, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelStreamItem, None]:
         accumulator = StreamAccumulator(self.endpoint.model)
         prompt_tokens = completion_tokens = 0
         try:
