@@ -8,7 +8,8 @@ import uvicorn
 
 from anvyl.mcp_hub.app import UnsafeBindError, check_bind_policy, create_hub
 from anvyl.mcp_hub.audit import configure_logging, get_logger
-from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
+from anvyl.mcp_hub.base_settings import is_loopback_host
+from anvyl.mcp_hub.settings import HubSettings
 
 cli = typer.Typer(help="Anvyl MCP hub: infra, docker and proxmox MCP servers over streamable HTTP.")
 

@@ -1,9 +1,11 @@
 """The orchestrator as an MCP client: tools of the configured MCP servers, prefixed `server__tool`.
 
 Servers come from the config file (`mcp_servers: [{name, url, token | token_env}]`) and, when
-ANVYL_MCP_HUB_URL is set, the hub's three servers (infra, docker, proxmox). Each server has one
-long-lived connection task that owns the SDK session (anyio cancel scopes must be left in the task
-that entered them); calls are handed to it and run concurrently inside the session.
+ANVYL_MCP_HUB_URL is set, from the hub itself: its `GET /servers` lists the servers it mounts. A hub
+that does not answer at start-up is logged (`mcp.hub_unreachable`) and asked again at every tool
+refresh, so its tools appear once it is up. Each server has one long-lived connection task that owns
+the SDK session (anyio cancel scopes must be left in the task that entered them); calls are handed
+to it and run concurrently inside the session.
 """
 
 from __future__ import annotations
@@ -16,21 +18,23 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import httpx2
 import yaml
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as McpTool
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.loop.tools import Tool, ToolError
 
 log = get_logger(__name__)
-HUB_SERVERS = ("infra", "docker", "proxmox")
 SEPARATOR = "__"
 _CONNECT_TIMEOUT_S = 10.0
+HUB_SERVERS_PATH = "/servers"
+HUB_DISCOVERY_TIMEOUT_S = 5.0
 
 SessionCall = Callable[[ClientSession], Awaitable[Any]]
 
@@ -50,20 +54,98 @@ class McpServerConfig(BaseModel):
         return environ.get(self.token_env) if self.token_env else None
 
 
+class HubServer(BaseModel):
+    """One entry of the hub's `GET /servers`: `path` is relative to the hub's base URL."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40)
+    path: str = Field(pattern=r"^/")
+
+
+_HUB_LISTING = TypeAdapter(list[HubServer])
+
+
+class HubDiscoveryError(Exception):
+    """The hub did not say which servers it mounts (down, wrong token, not a hub)."""
+
+
+class Hub(BaseModel):
+    """The MCP hub named by ANVYL_MCP_HUB_URL (and its token, ANVYL_MCP_HUB_TOKEN)."""
+
+    url: str
+    token: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Hub | None:
+        url = environ.get("ANVYL_MCP_HUB_URL")
+        if not url:
+            return None
+        token = environ.get("ANVYL_MCP_HUB_TOKEN")
+        return cls(url=url.rstrip("/"), token=SecretStr(token) if token else None)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token.get_secret_value()}"} if self.token else {}
+
+    def _servers(self, response: httpx.Response) -> list[McpServerConfig]:
+        if response.status_code in (401, 403):
+            raise HubDiscoveryError(
+                f"HTTP {response.status_code}: check ANVYL_MCP_HUB_TOKEN against the hub's token"
+            )
+        if response.status_code != 200:
+            raise HubDiscoveryError(f"HTTP {response.status_code} from {response.request.url}")
+        try:
+            listed = _HUB_LISTING.validate_json(response.content)
+        except ValidationError as exc:
+            raise HubDiscoveryError(f"not a hub's server list: {exc.errors()[0]['msg']}") from None
+        return [
+            McpServerConfig(name=s.name, url=f"{self.url}{s.path}", token=self.token)
+            for s in listed
+        ]
+
+    def discover(self, timeout_s: float = HUB_DISCOVERY_TIMEOUT_S) -> list[McpServerConfig]:
+        """Ask the hub which servers it mounts (blocking: used once, at start-up)."""
+        try:
+            with httpx.Client(timeout=timeout_s) as http:
+                response = http.get(f"{self.url}{HUB_SERVERS_PATH}", headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise HubDiscoveryError(_describe(exc)) from exc
+        return self._servers(response)
+
+    async def discover_async(
+        self, timeout_s: float = HUB_DISCOVERY_TIMEOUT_S
+    ) -> list[McpServerConfig]:
+        try:
+            async with httpx.AsyncClient(timeout=timeout_s) as http:
+                response = await http.get(f"{self.url}{HUB_SERVERS_PATH}", headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise HubDiscoveryError(_describe(exc)) from exc
+        return self._servers(response)
+
+
+def _hub_unreachable(hub: Hub, exc: HubDiscoveryError) -> None:
+    log.warning(
+        "mcp.hub_unreachable",
+        url=f"{hub.url}{HUB_SERVERS_PATH}",
+        error=str(exc),
+        detail="running without the hub's tools for now; the hub is asked again at each "
+        "tool refresh",
+    )
+
+
 def load_mcp_servers(config_file: Path | None, environ: Mapping[str, str]) -> list[McpServerConfig]:
+    """The config file's servers, then the hub's (those whose name the file does not use)."""
     servers: list[McpServerConfig] = []
     if config_file is not None and config_file.is_file():
         data = yaml.safe_load(config_file.read_text()) or {}
         servers = [McpServerConfig.model_validate(item) for item in data.get("mcp_servers") or []]
-    hub = environ.get("ANVYL_MCP_HUB_URL")
-    if hub:
-        token = environ.get("ANVYL_MCP_HUB_TOKEN")
+    hub = Hub.from_env(environ)
+    if hub is not None:
+        try:
+            discovered = hub.discover()
+        except HubDiscoveryError as exc:
+            _hub_unreachable(hub, exc)
+            return servers
         taken = {s.name for s in servers}
-        servers += [
-            McpServerConfig(name=name, url=f"{hub.rstrip('/')}/{name}/mcp",
-                            token=SecretStr(token) if token else None)
-            for name in HUB_SERVERS if name not in taken
-        ]  # fmt: skip
+        servers += [s for s in discovered if s.name not in taken]
     return servers
 
 
@@ -175,13 +257,33 @@ class McpToolbox:
     def __init__(
         self, servers: list[McpServerConfig], environ: Mapping[str, str] | None = None
     ) -> None:
-        env = environ if environ is not None else os.environ
-        self.connections = {s.name: McpConnection(s, env) for s in servers}
+        self._environ = environ if environ is not None else os.environ
+        self.connections = {s.name: McpConnection(s, self._environ) for s in servers}
         self._tools: dict[str, list[McpTool]] = {}
         self.errors: dict[str, str] = {}
         self._refresher: asyncio.Task[None] | None = None
+        # A hub that did not answer at start-up (none of `servers` under its URL) is asked again.
+        self._hub = Hub.from_env(self._environ)
+        if self._hub is not None and any(s.url.startswith(f"{self._hub.url}/") for s in servers):
+            self._hub = None
+
+    async def _ask_hub(self) -> None:
+        if self._hub is None:
+            return
+        try:
+            discovered = await self._hub.discover_async()
+        except HubDiscoveryError as exc:
+            _hub_unreachable(self._hub, exc)
+            return
+        log.info("mcp.hub_discovered", servers=[s.name for s in discovered])
+        for config in discovered:
+            if config.name not in self.connections:
+                self.connections[config.name] = McpConnection(config, self._environ)
+        self._hub = None
 
     async def refresh(self) -> None:
+        await self._ask_hub()
+
         async def discover(name: str, connection: McpConnection) -> None:
             try:
                 listed = await connection.request(
@@ -198,7 +300,7 @@ class McpToolbox:
 
     async def start(self, refresh_every_s: float = 300.0) -> None:
         await self.refresh()
-        if self.connections:
+        if self.connections or self._hub is not None:
             self._refresher = asyncio.create_task(
                 self._refresh_loop(refresh_every_s), name="mcp-refresh"
             )
