@@ -14,7 +14,7 @@ from anvyl.mcp_hub.servers.proxmox import ProxmoxSettings, create_proxmox_server
 SERVERS: tuple[HubServer[Any], ...] = (  # Any: each row has its own settings class
     HubServer("infra", "host facts and commands", InfraSettings, create_infra_server),
     HubServer("docker", "the Docker daemon next to the hub", DockerSettings, create_docker_server),
-    HubServer("proxmox", "Proxmox VE discovery (`/api2/json`)", ProxmoxSettings,
+    HubServer("proxmox", "Proxmox VE discovery (its /api2/json API)", ProxmoxSettings,
               create_proxmox_server),
 )  # fmt: skip
 SERVER_NAMES: tuple[str, ...] = tuple(server.name for server in SERVERS)
