@@ -215,7 +215,7 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
     rows.append(ms_row("docker: floor: `docker run --rm IMAGE true` (CLI)", floor))
     # Inside the image: interpreter start, and the worker's imports (python -X importtime).
     code = ("import time, subprocess, sys; t=time.perf_counter(); subprocess.run([sys.executable,'-c','pass']);"
-            "a=time.perf_counter(); import anvyl.worker.server, uvicorn; b=time.perf_counter();"
+            "a=time.perf_counter(); import anvyl.worker.app, uvicorn; b=time.perf_counter();"
             "print(a-t, b-a)")  # fmt: skip
     interp, imports = [], []
     for _ in range(3):
@@ -225,7 +225,7 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
         interp.append(float(a))
         imports.append(float(b))
     rows.append(ms_row("docker: in image: `python3 -c pass` (interpreter start)", interp))
-    rows.append(ms_row("docker: in image: import anvyl.worker.server, uvicorn", imports))
+    rows.append(ms_row("docker: in image: import anvyl.worker.app, uvicorn", imports))
     return rows
 
 
@@ -257,7 +257,7 @@ async def local_section(settings: Settings, db: Database, args: argparse.Namespa
 
 def import_profile(argv: list[str], top: int = 10) -> list[tuple[str, float]]:
     """`python -X importtime`: the modules with the largest cumulative import time (top two levels)."""
-    out = subprocess.run([*argv, "-X", "importtime", "-c", "import anvyl.worker.server, uvicorn"],
+    out = subprocess.run([*argv, "-X", "importtime", "-c", "import anvyl.worker.app, uvicorn"],
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     found = []
     for line in out.stderr.splitlines():
@@ -271,7 +271,7 @@ def import_profile(argv: list[str], top: int = 10) -> list[tuple[str, float]]:
 
 def local_start_steps(settings: Settings, n: int = 3) -> list[Row]:
     """Where a local cold start goes: interpreter + imports on the host, and bubblewrap's own cost."""
-    code = "import time; t=time.perf_counter(); import anvyl.worker.server, uvicorn; print(time.perf_counter()-t)"
+    code = "import time; t=time.perf_counter(); import anvyl.worker.app, uvicorn; print(time.perf_counter()-t)"
     spawn, imports, bwrap = [], [], []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -286,7 +286,7 @@ def local_start_steps(settings: Settings, n: int = 3) -> list[Row]:
                             "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"],
                            check=True)  # fmt: skip
             bwrap.append(time.perf_counter() - t0)
-    rows = [ms_row("local: step: host python -c 'import anvyl.worker.server, uvicorn', whole process", spawn),
+    rows = [ms_row("local: step: host python -c 'import anvyl.worker.app, uvicorn', whole process", spawn),
             ms_row("local: step: of which the imports", imports)]  # fmt: skip
     if bwrap:
         rows.append(ms_row("local: step: `bwrap ... true` (sandbox set-up)", bwrap))

@@ -1,4 +1,4 @@
-"""HTTP surface of the hub: auth, /health, DNS-rebinding protection, the CLI's bind policy."""
+"""HTTP surface of the hub: auth, /health, /servers, DNS-rebinding protection, the bind policy."""
 
 import os
 import subprocess
@@ -39,6 +39,23 @@ async def test_health_is_open_without_token(hub: RunningHub) -> None:
         "docker": "/docker/mcp",
         "proxmox": "/proxmox/mcp",
     }
+
+
+async def test_servers_lists_the_mounted_servers_behind_the_token(start_hub: HubFactory) -> None:
+    hub = start_hub(enabled_servers=["infra", "proxmox"])
+    async with httpx.AsyncClient(timeout=10) as http:
+        anonymous = await http.get(f"{hub.base_url}/servers")
+        wrong = await http.get(f"{hub.base_url}/servers", headers={"Authorization": "Bearer x"})
+        listed = await http.get(
+            f"{hub.base_url}/servers", headers={"Authorization": f"Bearer {TEST_TOKEN}"}
+        )
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+    assert listed.status_code == 200
+    assert [(s["name"], s["path"]) for s in listed.json()] == [
+        ("infra", "/infra/mcp"),
+        ("proxmox", "/proxmox/mcp"),
+    ]
+    assert all(s["description"] for s in listed.json())
 
 
 @pytest.mark.parametrize("server_name", ["infra", "docker", "proxmox"])

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import uvicorn
 
+from anvyl.worker.app import WorkerConfig, create_app
 from anvyl.worker.client import WorkerClient
-from anvyl.worker.server import WorkerConfig, create_app
 
 AGENT_IMAGE = os.environ.get("ANVYL_AGENT_IMAGE", "anvyl/agent:dev")
 TEST_LABEL = "anvyl.test=worker"

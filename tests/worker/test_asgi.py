@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from anvyl.worker.app import WorkerConfig, create_app
 from anvyl.worker.client import WorkerError
 from anvyl.worker.models import ExecRequest
-from anvyl.worker.server import MAX_BODY_BYTES, WorkerConfig, create_app
+from anvyl.worker.routes.common import MAX_BODY_BYTES
 
 from .conftest import Worker
 

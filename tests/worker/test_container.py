@@ -203,7 +203,7 @@ async def test_reaps_orphans_without_docker_init() -> None:
         await asyncio.to_thread(wait_healthy, url)
         async with WorkerClient(url, token) as client:
             c = Container(name=name, url=url, token=token, client=client)
-            assert "anvyl-agent" in (await client.run("cat", "/proc/1/cmdline")).stdout
+            assert "anvyl-worker" in (await client.run("cat", "/proc/1/cmdline")).stdout
             for _ in range(5):
                 await client.shell("(setsid sleep 0.2 </dev/null >/dev/null 2>&1 &) ; true")
             await asyncio.sleep(1.0)

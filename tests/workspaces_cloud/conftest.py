@@ -16,7 +16,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
-from anvyl.worker.server import WorkerConfig, create_app
+from anvyl.worker.app import WorkerConfig, create_app
 
 from .fake_cloudrun import FakeGoogleCloud, free_port
 
@@ -26,7 +26,7 @@ BUCKET = "anvyl-test-bucket"
 
 
 class WorkerFarm:
-    """Runs a real worker (anvyl.worker.server) per deployed service, its files in a local dir
+    """Runs a real worker (anvyl.worker.app) per deployed service, its files in a local dir
     standing in for the GCS volume's `only-dir`."""
 
     def __init__(self, root: Path) -> None:

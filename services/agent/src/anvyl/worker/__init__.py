@@ -5,3 +5,4 @@ and drives git inside its own workspace directory.
 """
 
 API_VERSION = "1"
+TOKEN_ENV = "ANVYL_WORKER_TOKEN"  # the workspace's bearer token; never passed on to commands

@@ -1,4 +1,4 @@
-"""`anvyl-agent serve`: start the worker. argparse keeps the worker's dependency set small."""
+"""`anvyl-worker serve` (or `python -m anvyl.worker serve`): start the worker. argparse keeps the worker's dependency set small."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="anvyl-agent", description="Anvyl workspace worker")
+    parser = argparse.ArgumentParser(prog="anvyl-worker", description="Anvyl workspace worker")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="serve the worker API (token from ANVYL_WORKER_TOKEN)"
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from anvyl.worker.server import WorkerConfig, create_app
+    from anvyl.worker.app import WorkerConfig, create_app
 
     app = create_app(WorkerConfig.from_env(args.workspace))
     # The plain asyncio loop: uvloop (when installed) spawns and reaps commands several times slower.

@@ -1,8 +1,9 @@
-"""The hub's Starlette app: one streamable-HTTP MCP server per concern, each under `/<name>/mcp`."""
+"""The hub's Starlette app: every enabled server of the table under `/<name>/mcp`, plus
+`GET /servers` (which of them are mounted, behind the token) and an open `GET /health`."""
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from mcp.server import MCPServer
@@ -15,12 +16,13 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from anvyl.mcp_hub.audit import get_logger
 from anvyl.mcp_hub.auth import BearerTokenMiddleware
-from anvyl.mcp_hub.servers.docker import DockerTools, create_docker_server
-from anvyl.mcp_hub.servers.infra import InfraTools, create_infra_server
-from anvyl.mcp_hub.servers.proxmox import ProxmoxTools, create_proxmox_server
-from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
+from anvyl.mcp_hub.base_settings import BaseHubSettings, is_loopback_host
+from anvyl.mcp_hub.servers import SERVERS
+from anvyl.mcp_hub.servers.base import MCP_SUBPATH, HubServer, ServerTools
+from anvyl.mcp_hub.settings import HubSettings
 
 HEALTH_PATH = "/health"
+SERVERS_PATH = "/servers"
 LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARD_BIND_HOSTS = ("0.0.0.0", "::", "")
 _HAS_PORT = re.compile(r"(^[^:\[]+|\])(:\d+)$")
@@ -32,10 +34,10 @@ class Hub:
 
     app: Starlette
     servers: dict[str, MCPServer]
-    tools: dict[str, InfraTools | DockerTools | ProxmoxTools] = field(default_factory=dict)
+    tools: dict[str, ServerTools] = field(default_factory=dict)
 
 
-def transport_security(settings: HubSettings) -> TransportSecuritySettings:
+def transport_security(settings: BaseHubSettings) -> TransportSecuritySettings:
     """DNS-rebinding protection: only the configured host names (any port) are accepted."""
     names: list[str] = list(LOOPBACK_HOST_NAMES)
     if settings.host not in _WILDCARD_BIND_HOSTS:
@@ -62,7 +64,7 @@ class UnsafeBindError(ValueError):
     pass
 
 
-def check_bind_policy(settings: HubSettings) -> None:
+def check_bind_policy(settings: BaseHubSettings) -> None:
     """Without a token the hub may only listen on loopback."""
     if not settings.auth_enabled and not is_loopback_host(settings.host):
         raise UnsafeBindError(
@@ -71,52 +73,53 @@ def check_bind_policy(settings: HubSettings) -> None:
         )
 
 
-def create_hub(settings: HubSettings | None = None) -> Hub:
+def create_hub(settings: BaseHubSettings | None = None) -> Hub:
     settings = settings or HubSettings()
     check_bind_policy(settings)
     log = get_logger()
+    mounted: list[HubServer[BaseHubSettings]] = [
+        server for server in SERVERS if server.name in settings.enabled_servers
+    ]
     servers: dict[str, MCPServer] = {}
-    tools: dict[str, InfraTools | DockerTools | ProxmoxTools] = {}
-    closers: list[Callable[[], Awaitable[None]]] = []
-
-    if "infra" in settings.enabled_servers:
-        servers["infra"], tools["infra"] = create_infra_server(settings)
-    if "docker" in settings.enabled_servers:
-        servers["docker"], docker_tools = create_docker_server(settings)
-        tools["docker"] = docker_tools
-
-        async def close_docker() -> None:
-            docker_tools.close()
-
-        closers.append(close_docker)
-    if "proxmox" in settings.enabled_servers:
-        servers["proxmox"], proxmox_tools = create_proxmox_server(settings)
-        tools["proxmox"] = proxmox_tools
-        closers.append(proxmox_tools.aclose)
+    tools: dict[str, ServerTools] = {}
+    for entry in mounted:
+        servers[entry.name], tools[entry.name] = entry.create(settings)
 
     security = transport_security(settings)
     routes: list[BaseRoute] = []
-    for name, server in servers.items():
-        server_app = server.streamable_http_app(
-            streamable_http_path="/mcp",
+    for entry in mounted:
+        server_app = servers[entry.name].streamable_http_app(
+            streamable_http_path=MCP_SUBPATH,
             transport_security=security,
             stateless_http=settings.stateless_http,
             json_response=settings.json_response,
             host=settings.host,
         )
-        routes.append(Mount(f"/{name}", app=server_app))
+        routes.append(Mount(entry.mount_path, app=server_app))
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
             {
                 "status": "ok",
-                "servers": {name: f"/{name}/mcp" for name in servers},
+                "servers": {entry.name: entry.path for entry in mounted},
                 "auth": settings.auth_enabled,
                 "read_only": settings.read_only,
             }
         )
 
-    routes.insert(0, Route(HEALTH_PATH, health, methods=["GET"]))
+    async def list_servers(request: Request) -> JSONResponse:
+        # What a client needs to connect: each path is relative to the hub's base URL.
+        return JSONResponse(
+            [
+                {"name": entry.name, "path": entry.path, "description": entry.description}
+                for entry in mounted
+            ]
+        )
+
+    routes[:0] = [
+        Route(HEALTH_PATH, health, methods=["GET"]),
+        Route(SERVERS_PATH, list_servers, methods=["GET"]),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,11 +127,11 @@ def create_hub(settings: HubSettings | None = None) -> Hub:
         async with contextlib.AsyncExitStack() as stack:
             for server in servers.values():
                 await stack.enter_async_context(server.session_manager.run())
-            for closer in closers:
-                stack.push_async_callback(closer)
+            for server_tools in tools.values():
+                stack.push_async_callback(server_tools.aclose)
             log.info(
                 "hub_started",
-                servers=[f"/{name}/mcp" for name in servers],
+                servers=[entry.path for entry in mounted],
                 auth="on" if settings.auth_enabled else "off",
                 read_only=settings.read_only,
                 allowed_hosts=security.allowed_hosts,

@@ -8,9 +8,10 @@ import uvicorn
 
 from anvyl.mcp_hub.app import UnsafeBindError, check_bind_policy, create_hub
 from anvyl.mcp_hub.audit import configure_logging, get_logger
-from anvyl.mcp_hub.settings import HubSettings, is_loopback_host
+from anvyl.mcp_hub.base_settings import is_loopback_host
+from anvyl.mcp_hub.settings import HubSettings
 
-cli = typer.Typer(help="Anvyl MCP hub: infra, docker and proxmox MCP servers over streamable HTTP.")
+cli = typer.Typer(help="Anvyl MCP hub: the MCP servers of its server table over streamable HTTP.")
 
 
 @cli.callback()
@@ -28,7 +29,7 @@ def serve(
     log_json: Annotated[bool, typer.Option(help="Log JSON lines instead of console text")] = False,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn)")] = False,
 ) -> None:
-    """Serve every enabled MCP server under /<name>/mcp, plus /health."""
+    """Serve every enabled MCP server under /<name>/mcp, plus /servers and /health."""
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host

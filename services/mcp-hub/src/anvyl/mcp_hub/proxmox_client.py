@@ -12,8 +12,6 @@ from typing import Any, Self
 
 import httpx
 
-from anvyl.mcp_hub.settings import HubSettings
-
 _IPCONFIG_ADDRESS_PATTERN = re.compile(r"(?:^|,)ip6?=([^,]+)")
 
 
@@ -42,28 +40,6 @@ class ProxmoxClient:
             headers={"Authorization": f"PVEAPIToken={token_id}={token_secret}"},
             verify=verify_tls,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
-        )
-
-    @classmethod
-    def from_settings(cls, settings: HubSettings) -> Self:
-        missing = [
-            env
-            for env, value in (
-                ("ANVYL_MCP_HUB_PROXMOX_URL", settings.proxmox_url),
-                ("ANVYL_MCP_HUB_PROXMOX_TOKEN_ID", settings.proxmox_token_id),
-                ("ANVYL_MCP_HUB_PROXMOX_TOKEN_SECRET", settings.proxmox_token_secret),
-            )
-            if not value
-        ]
-        if missing:
-            raise ProxmoxNotConfiguredError(f"Proxmox is not configured: set {', '.join(missing)}")
-        assert settings.proxmox_url and settings.proxmox_token_id and settings.proxmox_token_secret
-        return cls(
-            settings.proxmox_url,
-            settings.proxmox_token_id,
-            settings.proxmox_token_secret.get_secret_value(),
-            verify_tls=settings.proxmox_verify_tls,
-            timeout_s=settings.proxmox_timeout_s,
         )
 
     async def __aenter__(self) -> Self:

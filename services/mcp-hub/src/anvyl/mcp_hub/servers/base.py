@@ -1,14 +1,47 @@
-"""Shared pieces of the hub's servers: tool specs and policy-aware registration."""
+"""Shared pieces of the hub's servers: the table row, tool specs and policy-aware registration."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from mcp.server import MCPServer
 from mcp_types import ToolAnnotations
 
 from anvyl.mcp_hub.audit import ToolCallMiddleware
-from anvyl.mcp_hub.settings import HubSettings
+from anvyl.mcp_hub.base_settings import BaseHubSettings
+
+S = TypeVar("S", bound=BaseHubSettings)
+MCP_SUBPATH = "/mcp"  # Each server's streamable-HTTP endpoint, under its mount path.
+
+
+class ServerTools(Protocol):
+    """The object behind a server's tools; the hub closes it when it shuts down."""
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HubServer(Generic[S]):
+    """One row of the server table: mounted at `path`, built by `create` from `settings`."""
+
+    name: str
+    description: str
+    settings: type[S]
+    create: Callable[[S], tuple[MCPServer, ServerTools]]
+
+    def __post_init__(self) -> None:
+        # The tool allow-list (ANVYL_MCP_HUB_<NAME>_TOOLS) is found by this field name.
+        if f"{self.name}_tools" not in self.settings.model_fields:
+            raise TypeError(f"{self.settings.__name__} needs a `{self.name}_tools` field")
+
+    @property
+    def mount_path(self) -> str:
+        return f"/{self.name}"
+
+    @property
+    def path(self) -> str:
+        """The MCP endpoint, relative to the hub's base URL."""
+        return f"{self.mount_path}{MCP_SUBPATH}"
 
 
 @dataclass(frozen=True)
@@ -39,7 +72,7 @@ class ToolSpec:
         )
 
 
-def withheld_reason(spec: ToolSpec, server_name: str, settings: HubSettings) -> str | None:
+def withheld_reason(spec: ToolSpec, server_name: str, settings: BaseHubSettings) -> str | None:
     """Why policy withholds this tool, or None when it is available."""
     if settings.read_only and not spec.read_only:
         return "the hub runs in read-only mode and this tool changes state"
@@ -54,7 +87,7 @@ def build_mcp_server(
     server_name: str,
     instructions: str,
     tool_specs: Sequence[ToolSpec],
-    settings: HubSettings,
+    settings: BaseHubSettings,
 ) -> MCPServer:
     withheld: dict[str, str] = {}
     available = [

@@ -13,8 +13,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from anvyl.mcp_hub.audit import mask_secrets
+from anvyl.mcp_hub.base_settings import BaseHubSettings, OptionalCommaList
 from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
-from anvyl.mcp_hub.settings import HubSettings
 
 T = TypeVar("T")
 
@@ -22,6 +22,15 @@ CREATED_BY_LABEL = "anvyl.mcp_hub.created"
 _OUTPUT_LIMIT_BYTES = 256_000
 # Slack on top of the daemon-side work, so the socket timeout fires first with its own message.
 _TIMEOUT_SLACK_S = 5.0
+
+
+class DockerSettings(BaseHubSettings):
+    docker_tools: OptionalCommaList = None
+    docker_url: str | None = Field(
+        default=None, description="Docker daemon URL; unset uses DOCKER_HOST or the local socket."
+    )
+    docker_timeout_s: float = Field(default=30.0, gt=0)
+
 
 ContainerId = Annotated[str, Field(min_length=1, description="Container name or id (or id prefix)")]
 
@@ -138,7 +147,7 @@ def _details(container: Container) -> ContainerDetails:
 
 
 class DockerTools:
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: DockerSettings) -> None:
         self.settings = settings
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
@@ -161,6 +170,9 @@ class DockerTools:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def _run(self, function: Callable[[], T], timeout_s: float | None = None) -> T:
         """Run a blocking docker SDK call in a thread, bounded; daemon errors become tool errors."""
@@ -349,7 +361,7 @@ class DockerTools:
         ]
 
 
-def create_docker_server(settings: HubSettings) -> tuple[MCPServer, DockerTools]:
+def create_docker_server(settings: DockerSettings) -> tuple[MCPServer, DockerTools]:
     tools = DockerTools(settings)
     server = build_mcp_server(
         "docker",

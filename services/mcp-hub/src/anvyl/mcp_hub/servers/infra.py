@@ -18,14 +18,36 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from anvyl.mcp_hub.audit import is_secret_name
+from anvyl.mcp_hub.base_settings import BaseHubSettings, CommaList, OptionalCommaList
 from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
-from anvyl.mcp_hub.settings import HubSettings
 
 # Pseudo and snapshot filesystems say nothing useful about free space.
 _IGNORED_FS_TYPES = frozenset(
     {"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "cgroup", "cgroup2", "nsfs"}
 )
 _HOST_QUERY_TIMEOUT_S = 10.0
+
+# Commands that only read state whatever their arguments (the policy checks argv[0] only, so
+# `cat` (any file), `hostname`/`date` (set as root) and `ip` (reconfigures) are left out).
+DEFAULT_COMMAND_ALLOW_LIST: tuple[str, ...] = (
+    "uptime",
+    "uname",
+    "df",
+    "free",
+    "whoami",
+    "id",
+    "ls",
+    "echo",
+    "ps",
+)
+
+
+class InfraSettings(BaseHubSettings):
+    infra_tools: OptionalCommaList = None
+    # execute_command policy: argv[0] must be in this list (by name or absolute path).
+    command_allow_list: CommaList = Field(default_factory=lambda: list(DEFAULT_COMMAND_ALLOW_LIST))
+    command_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    command_output_limit_bytes: int = Field(default=64_000, gt=0)
 
 
 class HostInfo(BaseModel):
@@ -182,12 +204,15 @@ async def run_command(
 
 
 class InfraTools:
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: InfraSettings) -> None:
         self.settings = settings
         self.command_policy = CommandPolicy(settings.command_allow_list)
         self._static_host_info: HostInfo | None = None
         # Prime the counter: psutil reports CPU use since the previous call.
         psutil.cpu_percent(interval=None)
+
+    async def aclose(self) -> None:
+        """Nothing to release: every call opens and closes what it uses."""
 
     async def get_host_info(self) -> HostInfo:
         """Describe the host the hub runs on: name, OS, kernel, architecture, CPUs, uptime."""
@@ -317,7 +342,7 @@ def _collect_resources() -> HostResources:
     )
 
 
-def create_infra_server(settings: HubSettings) -> tuple[MCPServer, InfraTools]:
+def create_infra_server(settings: InfraSettings) -> tuple[MCPServer, InfraTools]:
     tools = InfraTools(settings)
     server = build_mcp_server(
         "infra",

@@ -6,18 +6,29 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
+from anvyl.mcp_hub.base_settings import BaseHubSettings, OptionalCommaList
 from anvyl.mcp_hub.proxmox_client import (
     ProxmoxClient,
     ProxmoxError,
+    ProxmoxNotConfiguredError,
     addresses_from_agent,
     addresses_from_config,
 )
 from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
-from anvyl.mcp_hub.settings import HubSettings
 
 T = TypeVar("T")
+
+
+class ProxmoxSettings(BaseHubSettings):
+    proxmox_tools: OptionalCommaList = None
+    proxmox_url: str | None = Field(default=None, description="e.g. https://pve.example:8006")
+    proxmox_token_id: str | None = Field(default=None, description="user@realm!tokenname")
+    proxmox_token_secret: SecretStr | None = None
+    proxmox_verify_tls: bool = True
+    proxmox_timeout_s: float = Field(default=15.0, gt=0)
+
 
 NodeName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")]
 OptionalNodeName = Annotated[
@@ -118,15 +129,37 @@ def _int(value: Any) -> int:
         return 0
 
 
+def _client_from(settings: ProxmoxSettings) -> ProxmoxClient:
+    missing = [
+        env
+        for env, value in (
+            ("ANVYL_MCP_HUB_PROXMOX_URL", settings.proxmox_url),
+            ("ANVYL_MCP_HUB_PROXMOX_TOKEN_ID", settings.proxmox_token_id),
+            ("ANVYL_MCP_HUB_PROXMOX_TOKEN_SECRET", settings.proxmox_token_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise ProxmoxNotConfiguredError(f"Proxmox is not configured: set {', '.join(missing)}")
+    assert settings.proxmox_url and settings.proxmox_token_id and settings.proxmox_token_secret
+    return ProxmoxClient(
+        settings.proxmox_url,
+        settings.proxmox_token_id,
+        settings.proxmox_token_secret.get_secret_value(),
+        verify_tls=settings.proxmox_verify_tls,
+        timeout_s=settings.proxmox_timeout_s,
+    )
+
+
 class ProxmoxTools:
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: ProxmoxSettings) -> None:
         self.settings = settings
         self._client: ProxmoxClient | None = None
 
     def _proxmox(self) -> ProxmoxClient:
         # Built on first use, inside the serving event loop; unconfigured is a tool error.
         if self._client is None:
-            self._client = ProxmoxClient.from_settings(self.settings)
+            self._client = _client_from(self.settings)
         return self._client
 
     async def aclose(self) -> None:
@@ -308,7 +341,7 @@ class ProxmoxTools:
         ]
 
 
-def create_proxmox_server(settings: HubSettings) -> tuple[MCPServer, ProxmoxTools]:
+def create_proxmox_server(settings: ProxmoxSettings) -> tuple[MCPServer, ProxmoxTools]:
     tools = ProxmoxTools(settings)
     server = build_mcp_server(
         "proxmox",

@@ -120,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
         workspaces = WorkspaceManager(settings, db, backend, tasks=store)
         router, mcp = (
             build_router(settings),
-            McpToolbox(load_mcp_servers(settings.config_file, os.environ)),
+            McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
         executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp)

@@ -1,9 +1,8 @@
 """The orchestrator as an MCP client: tools of the configured MCP servers, prefixed `server__tool`.
 
-Servers come from the config file (`mcp_servers: [{name, url, token | token_env}]`) and, when
-ANVYL_MCP_HUB_URL is set, the hub's three servers (infra, docker, proxmox). Each server has one
-long-lived connection task that owns the SDK session (anyio cancel scopes must be left in the task
-that entered them); calls are handed to it and run concurrently inside the session.
+Which servers: mcp_servers.py (the configuration file's, then the hub's). Each server has one long-lived connection task that owns
+the SDK session (anyio cancel scopes must be left in the task that entered them); calls are handed
+to it and run concurrently inside the session.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -21,61 +19,25 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as McpTool
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from anvyl.orchestrator.config_file import ConfigFile, ConfigFileError, read_config_file
 from anvyl.orchestrator.logging import get_logger
+from anvyl.orchestrator.loop.mcp_servers import (
+    Hub,
+    HubDiscoveryError,
+    McpServerConfig,
+    describe_error,
+    hub_unreachable,
+    load_mcp_servers,
+)
 from anvyl.orchestrator.loop.tools import Tool, ToolError
 
+__all__ = ["McpConnection", "McpServerConfig", "McpToolbox", "load_mcp_servers"]
+
 log = get_logger(__name__)
-HUB_SERVERS = ("infra", "docker", "proxmox")
 SEPARATOR = "__"
 _CONNECT_TIMEOUT_S = 10.0
 
 SessionCall = Callable[[ClientSession], Awaitable[Any]]
-
-
-class McpServerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40)
-    url: str = Field(pattern=r"^https?://")
-    token: SecretStr | None = None
-    token_env: str | None = None
-    timeout_s: float = Field(default=60.0, gt=0)
-
-    def bearer(self, environ: Mapping[str, str]) -> str | None:
-        if self.token is not None:
-            return self.token.get_secret_value()
-        return environ.get(self.token_env) if self.token_env else None
-
-
-def load_mcp_servers(
-    source: ConfigFile | Path | None, environ: Mapping[str, str]
-) -> list[McpServerConfig]:
-    """The configuration file's ``mcp_servers`` section, then the hub's servers (ANVYL_MCP_HUB_URL)."""
-    file = read_config_file(source) if isinstance(source, Path) else source
-    servers: list[McpServerConfig] = []
-    entries = (file.section("mcp_servers") if file is not None else None) or []
-    if file is not None and not isinstance(entries, list):
-        raise ConfigFileError(f"{file.where(('mcp_servers',))}: mcp_servers must be a list")
-    for index, item in enumerate(entries):
-        try:
-            servers.append(McpServerConfig.model_validate(item))
-        except ValidationError as exc:
-            assert file is not None  # entries come from the file
-            where = file.describe(exc, ("mcp_servers", index))
-            raise ConfigFileError(f"invalid MCP server:\n  {where}") from None
-    hub = environ.get("ANVYL_MCP_HUB_URL")
-    if hub:
-        token = environ.get("ANVYL_MCP_HUB_TOKEN")
-        taken = {s.name for s in servers}
-        servers += [
-            McpServerConfig(name=name, url=f"{hub.rstrip('/')}/{name}/mcp",
-                            token=SecretStr(token) if token else None)
-            for name in HUB_SERVERS if name not in taken
-        ]  # fmt: skip
-    return servers
 
 
 class McpConnection:
@@ -128,7 +90,7 @@ class McpConnection:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            reason = _describe(exc)
+            reason = describe_error(exc)
             if http_error:
                 hint = ": check the server's token" if http_error[-1] in (401, 403) else ""
                 reason = f"HTTP {http_error[-1]}{hint} ({reason})"
@@ -163,14 +125,6 @@ class McpConnection:
                 await self._task
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    if isinstance(exc, httpx2.HTTPStatusError):
-        return f"HTTP {exc.response.status_code} from {exc.request.url}"
-    return str(exc) or type(exc).__name__
-
-
 def _text_of(result: CallToolResult) -> str:
     texts = [block.text for block in result.content if isinstance(block, TextContent)]
     if texts:
@@ -186,13 +140,33 @@ class McpToolbox:
     def __init__(
         self, servers: list[McpServerConfig], environ: Mapping[str, str] | None = None
     ) -> None:
-        env = environ if environ is not None else os.environ
-        self.connections = {s.name: McpConnection(s, env) for s in servers}
+        self._environ = environ if environ is not None else os.environ
+        self.connections = {s.name: McpConnection(s, self._environ) for s in servers}
         self._tools: dict[str, list[McpTool]] = {}
         self.errors: dict[str, str] = {}
         self._refresher: asyncio.Task[None] | None = None
+        # A hub that did not answer at start-up (none of `servers` under its URL) is asked again.
+        self._hub = Hub.from_env(self._environ)
+        if self._hub is not None and any(s.url.startswith(f"{self._hub.url}/") for s in servers):
+            self._hub = None
+
+    async def _ask_hub(self) -> None:
+        if self._hub is None:
+            return
+        try:
+            discovered = await self._hub.discover_async()
+        except HubDiscoveryError as exc:
+            hub_unreachable(self._hub, exc)
+            return
+        log.info("mcp.hub_discovered", servers=[s.name for s in discovered])
+        for config in discovered:
+            if config.name not in self.connections:
+                self.connections[config.name] = McpConnection(config, self._environ)
+        self._hub = None
 
     async def refresh(self) -> None:
+        await self._ask_hub()
+
         async def discover(name: str, connection: McpConnection) -> None:
             try:
                 listed = await connection.request(
@@ -209,7 +183,7 @@ class McpToolbox:
 
     async def start(self, refresh_every_s: float = 300.0) -> None:
         await self.refresh()
-        if self.connections:
+        if self.connections or self._hub is not None:
             self._refresher = asyncio.create_task(
                 self._refresh_loop(refresh_every_s), name="mcp-refresh"
             )
@@ -247,7 +221,7 @@ class McpToolbox:
                 raise
             except Exception as exc:  # the SDK's and the transport's errors: the server is at fault
                 raise ToolError(f"{server}{SEPARATOR}{tool}: MCP server {server} unavailable: "
-                                f"{_describe(exc)}") from exc  # fmt: skip
+                                f"{describe_error(exc)}") from exc  # fmt: skip
             if result.is_error:
                 raise ToolError(f"{server}{SEPARATOR}{tool} failed: {_text_of(result)}")
             return _text_of(result)
