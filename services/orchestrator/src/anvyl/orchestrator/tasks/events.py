@@ -1,4 +1,11 @@
-"""Live task events: an in-process wake-up for streams on this replica, polling for the others."""
+"""Live task events: an in-process wake-up for streams on this replica, polling for the others.
+
+Stored events (steps) live in the database, one per step, each with its `seq`. Token events (the
+model's text as it streams) are live only: the runner hands them to the streams of its own process
+that asked for them, and they are never stored. A token carries `after_seq`, the seq of the last
+stored event of the task when it was published (the runner publishes a token only once every step
+before it is stored), so `follow` can place it between the stored events exactly.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,38 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from anvyl.orchestrator.db.tables import TaskEvent
 from anvyl.orchestrator.tasks.store import FINAL_STATES, RESULT_EVENT, TaskStore
+
+TOKEN_EVENT = "token"
+
+
+@dataclass
+class Token:
+    """A piece of a model turn's output, live only. kind: "content", "reasoning", or "discard"
+    (the text streamed so far in this step is void: the stream broke and the turn is retried)."""
+
+    after_seq: int
+    step: int
+    kind: str
+    text: str
+
+    def as_data(self) -> dict[str, object]:
+        return {"step": self.step, "kind": self.kind, "text": self.text}
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity: one per stream
+class Listener:
+    waiter: asyncio.Event = field(default_factory=asyncio.Event)
+    tokens: list[Token] | None = None  # None: this stream does not want tokens
+
+    def take_tokens(self) -> list[Token]:
+        if not self.tokens:
+            return []
+        taken, self.tokens = self.tokens, []
+        return taken
 
 
 class EventBus:
@@ -16,7 +52,8 @@ class EventBus:
     database; a stream that misses a wake-up (another replica wrote the event) finds it by polling."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._token_listeners: dict[str, int] = {}  # task id -> streams that want its tokens
         # Passes this process's wake-ups on to the other processes (PostgreSQL LISTEN/NOTIFY).
         self.relay: Callable[[str], None] | None = None
 
@@ -28,38 +65,93 @@ class EventBus:
 
     def notify_local(self, task_id: str) -> None:
         """The task has new events: wake this process's streams only."""
-        for waiter in self._waiters.get(task_id, ()):
-            waiter.set()
+        for listener in self._listeners.get(task_id, ()):
+            listener.waiter.set()
+
+    def wants_tokens(self, task_id: str) -> bool:
+        """Whether a stream of this process follows the task's tokens (cheap: runs per delta)."""
+        return task_id in self._token_listeners
+
+    def publish_token(self, task_id: str, token: Token) -> None:
+        """Hand a token to this process's streams of the task that want tokens (not stored, not
+        relayed to other processes: see the module docstring)."""
+        for listener in self._listeners.get(task_id, ()):
+            if listener.tokens is not None:
+                listener.tokens.append(token)
+                listener.waiter.set()
 
     @contextmanager
     def listen(self, task_id: str) -> Iterator[asyncio.Event]:
-        waiter = asyncio.Event()
-        self._waiters[task_id].add(waiter)
+        """An event set when the task has new stored events."""
+        with self.subscribe(task_id) as listener:
+            yield listener.waiter
+
+    @contextmanager
+    def subscribe(self, task_id: str, *, tokens: bool = False) -> Iterator[Listener]:
+        """A listener woken by new stored events and, with `tokens`, handed the live tokens."""
+        listener = Listener(tokens=[] if tokens else None)
+        self._listeners[task_id].add(listener)
+        if tokens:
+            self._token_listeners[task_id] = self._token_listeners.get(task_id, 0) + 1
         try:
-            yield waiter
+            yield listener
         finally:
-            self._waiters[task_id].discard(waiter)
-            if not self._waiters[task_id]:
-                del self._waiters[task_id]
+            self._listeners[task_id].discard(listener)
+            if not self._listeners[task_id]:
+                del self._listeners[task_id]
+            if tokens:
+                self._token_listeners[task_id] -= 1
+                if not self._token_listeners[task_id]:
+                    del self._token_listeners[task_id]
+
+
+def _coalesce(tokens: list[Token]) -> list[Token]:
+    """Join consecutive tokens of one step and kind: a slow client gets fewer, longer events."""
+    joined: list[Token] = []
+    for token in tokens:
+        last = joined[-1] if joined else None
+        if (last is not None and last.after_seq == token.after_seq and last.step == token.step
+                and last.kind == token.kind and token.kind != "discard"):  # fmt: skip
+            last.text += token.text
+        else:
+            joined.append(Token(token.after_seq, token.step, token.kind, token.text))
+    return joined
 
 
 async def follow(
-    store: TaskStore, bus: EventBus, task_id: str, after_seq: int = 0, poll_s: float = 0.25
-) -> AsyncIterator[TaskEvent]:
-    """Yield the task's events after `after_seq`, in order, then live ones, until its result event."""
+    store: TaskStore,
+    bus: EventBus,
+    task_id: str,
+    after_seq: int = 0,
+    poll_s: float = 0.25,
+    *,
+    tokens: bool = False,
+) -> AsyncIterator[TaskEvent | Token]:
+    """Yield the task's events after `after_seq`, in order, then live ones, until its result event.
+    With `tokens`, also the live tokens published by this process, each in its place among them."""
     seq = after_seq
-    while True:
-        with bus.listen(task_id) as waiter:  # listening before reading: no wake-up is lost
+    # Subscribed before the first read: no wake-up is lost.
+    with bus.subscribe(task_id, tokens=tokens) as listener:
+        while True:
+            listener.waiter.clear()
+            # Tokens first, then the events: every event a token follows is stored by then.
+            live = _coalesce(listener.take_tokens())
             batch = await store.events(task_id, seq)
+            position = 0
             for event in batch:
+                while position < len(live) and live[position].after_seq < event.seq:
+                    yield live[position]
+                    position += 1
                 yield event
                 seq = event.seq
                 if event.type == RESULT_EVENT:
                     return
-            if batch:
+            for token in live[position:]:
+                yield token
+            if batch or live:
                 continue
             try:
-                await asyncio.wait_for(waiter.wait(), poll_s)
+                await asyncio.wait_for(listener.waiter.wait(), poll_s)
             except TimeoutError:
                 # Nothing new for a while: a client that reconnected after the end has seen it all.
                 task = await store.get(task_id)
