@@ -61,6 +61,15 @@ def tools(*calls: ScriptedToolCall) -> ScriptedReply:
     return ScriptedReply(tool_calls=list(calls))
 
 
+def slow(reply: ScriptedReply, pause_s: float = 0.6) -> ScriptedReply:
+    """Stream in 4-character pieces: wait before the first one and again after the first two."""
+    reply.chunk_size = 4
+    reply.stall_before_first_token = pause_s
+    reply.stall_after_chunks = 2
+    reply.stall_seconds = pause_s
+    return reply
+
+
 @pytest.fixture
 def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedLLMServer]:
     """A scripted model behind the real OpenAI wire protocol, configured as the only endpoint

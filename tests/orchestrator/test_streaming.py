@@ -12,18 +12,9 @@ import httpx
 
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply
 from tests.helpers import read_sse, serving
-from tests.orchestrator.conftest import OrchestratorFactory, call
+from tests.orchestrator.conftest import OrchestratorFactory, call, slow
 
 ANSWER = "The repository holds a README and one app."
-
-
-def slow(reply: ScriptedReply, pause_s: float = 0.6) -> ScriptedReply:
-    """Stream in 4-character pieces: wait before the first one and again after the first two."""
-    reply.chunk_size = 4
-    reply.stall_before_first_token = pause_s
-    reply.stall_after_chunks = 2
-    reply.stall_seconds = pause_s
-    return reply
 
 
 async def timed_sse(response: httpx.Response) -> list[dict[str, Any]]:
