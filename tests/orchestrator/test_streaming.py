@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply
 from tests.helpers import read_sse, serving
@@ -106,3 +108,37 @@ async def test_tokens_of_each_turn_come_between_the_steps_they_follow_and_preced
     # A replay after the end has the steps only: tokens are live, never stored.
     assert kinds[-1] == "result"
     assert [e["id"] for e in replayed] == [e["id"] for e in events if e["event"] != "token"]
+
+
+async def test_a_stream_that_breaks_mid_turn_is_discarded_and_the_turn_asked_again(
+    make_orchestrator: OrchestratorFactory,
+    model: ScriptedLLMServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "impatient.yaml"
+    config.write_text(
+        "models:\n  - name: scripted\n    provider: openai\n"
+        f"    base_url: {model.openai_url}\n    model: scripted-model\n    api_key: test-key\n"
+        "    chunk_timeout: 0.3\nrouting:\n  primary: scripted\n"
+    )
+    monkeypatch.setenv("ANVYL_CONFIG", str(config))
+    model.push(
+        ScriptedReply(content="This text never ends", chunk_size=4, stall_before_first_token=0.5,
+                      stall_after_chunks=2, stall_seconds=3),
+        ScriptedReply(content=ANSWER),
+    )  # fmt: skip
+    async with (
+        make_orchestrator() as orch,
+        serving(orch.app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        http.stream("POST", "/orchestrate", json={"query": "Describe it"},
+                    headers={"accept": "text/event-stream"}) as response,
+    ):  # fmt: skip
+        events = await timed_sse(response)
+    tokens = [json.loads(e["data"])["data"] for e in events if e["event"] == "token"]
+    result = json.loads(events[-1]["data"])["data"]
+    assert tokens[-1]["kind"] == "discard"
+    assert "".join(t["text"] for t in tokens).startswith("This")
+    assert result["status"] == "succeeded" and result["result"] == ANSWER
+    assert result["metadata"]["model_calls"][0]["fallbacks"][0] == "scripted"
