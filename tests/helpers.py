@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,15 +38,22 @@ class ServerProcess:
         self.process.wait(timeout=10)
 
 
+# The `anvyl` console script of the environment running the tests: what a user runs.
+ANVYL = str(Path(sys.executable).with_name("anvyl"))
+
+
 @contextmanager
 def running_server(
-    env: dict[str, str], log: Path, args: tuple[str, ...] = ()
+    env: dict[str, str],
+    log: Path,
+    args: tuple[str, ...] = (),
+    command: Sequence[str] = (sys.executable, "-m", "anvyl.orchestrator"),
 ) -> Iterator[ServerProcess]:
     """`anvyl serve` in its own process group, stopped (or killed) at the end whatever happens."""
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port), *args],
+            [*command, "serve", "--port", str(port), *args],
             env=os.environ | {"ANVYL_LOG_FORMAT": "json"} | env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

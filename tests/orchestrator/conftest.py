@@ -1,8 +1,10 @@
-"""An orchestrator app per test, with its real lifespan (migrations, workspace backend)."""
+"""An orchestrator app per test, with its real lifespan (migrations, workspace backend), and a
+scripted model (real OpenAI wire protocol) configured as its only endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from anvyl.orchestrator.api.app import Services, create_app
+from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply, ScriptedToolCall
 from anvyl.orchestrator.settings import Settings
 
 
@@ -48,3 +51,35 @@ def make_orchestrator(tmp_path: Path, database_url: str, instance: str) -> Orche
                 yield Orchestrator(app, http, app.state.services)
 
     return make
+
+
+def call(name: str, **arguments: Any) -> ScriptedToolCall:
+    return ScriptedToolCall(name, json.dumps(arguments))
+
+
+def tools(*calls: ScriptedToolCall) -> ScriptedReply:
+    return ScriptedReply(tool_calls=list(calls))
+
+
+def slow(reply: ScriptedReply, pause_s: float = 0.6) -> ScriptedReply:
+    """Stream in 4-character pieces: wait before the first one and again after the first two."""
+    reply.chunk_size = 4
+    reply.stall_before_first_token = pause_s
+    reply.stall_after_chunks = 2
+    reply.stall_seconds = pause_s
+    return reply
+
+
+@pytest.fixture
+def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedLLMServer]:
+    """A scripted model behind the real OpenAI wire protocol, configured as the only endpoint
+    (through ANVYL_CONFIG, so an `anvyl serve` started by the test uses it too)."""
+    with ScriptedLLMServer() as server:
+        config = tmp_path / "anvyl.yaml"
+        config.write_text(
+            "models:\n  - name: scripted\n    provider: openai\n"
+            f"    base_url: {server.openai_url}\n    model: scripted-model\n    api_key: test-key\n"
+            "routing:\n  primary: scripted\n"
+        )
+        monkeypatch.setenv("ANVYL_CONFIG", str(config))
+        yield server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,33 +19,10 @@ from anvyl.orchestrator.llm.models.local_runner import close_shared_runners
 from anvyl.orchestrator.llm.testing import (
     ScriptedLLMServer,
     ScriptedReply,
-    ScriptedToolCall,
     refused_port,
 )
 from tests.mcp_hub.conftest import TEST_TOKEN, BackgroundServer, serve_app
-from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory
-
-
-def call(name: str, **arguments: Any) -> ScriptedToolCall:
-    return ScriptedToolCall(name, json.dumps(arguments))
-
-
-def tools(*calls: ScriptedToolCall) -> ScriptedReply:
-    return ScriptedReply(tool_calls=list(calls))
-
-
-@pytest.fixture
-def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedLLMServer]:
-    """A scripted model behind the real OpenAI wire protocol, configured as the only endpoint."""
-    with ScriptedLLMServer() as server:
-        config = tmp_path / "anvyl.yaml"
-        config.write_text(
-            "models:\n  - name: scripted\n    provider: openai\n"
-            f"    base_url: {server.openai_url}\n    model: scripted-model\n    api_key: test-key\n"
-            "routing:\n  primary: scripted\n"
-        )
-        monkeypatch.setenv("ANVYL_CONFIG", str(config))
-        yield server
+from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory, call, tools
 
 
 @pytest.fixture

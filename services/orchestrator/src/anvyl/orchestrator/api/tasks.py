@@ -22,6 +22,7 @@ from anvyl.orchestrator.api.schemas import (
 )
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.tables import Task
+from anvyl.orchestrator.tasks.bus import TOKEN_EVENT, Token
 from anvyl.orchestrator.tasks.events import follow
 from anvyl.orchestrator.tasks.states import ALL_STATES, FINAL_STATES
 from anvyl.orchestrator.tasks.store import IdempotencyConflict
@@ -29,6 +30,10 @@ from anvyl.orchestrator.workspaces.repos import InvalidRepository, RepoRef, pars
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: {"model": Problem}})
 SvcDep = Annotated[Services, Depends(services)]
+TokensQuery = Annotated[
+    bool,
+    Query(description="SSE: also send the model's output as it streams (`token` events, no id)"),
+]
 
 
 async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | None, str | None]:
@@ -57,6 +62,12 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
 def _sse(events: AsyncIterator[Any]) -> EventSourceResponse:
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for event in events:
+            if isinstance(event, Token):
+                # No id: a token is not stored, so a client's Last-Event-ID stays the last step's
+                # seq and a reconnect replays from there.
+                yield {"event": TOKEN_EVENT, "data": json.dumps(
+                    {"type": TOKEN_EVENT, "after_seq": event.after_seq, "data": event.as_data()})}  # fmt: skip
+                continue
             yield {"id": str(event.seq), "event": event.type,
                    "data": EventOut.from_row(event).model_dump_json()}  # fmt: skip
 
@@ -81,6 +92,7 @@ async def orchestrate(
     request: Request,
     svc: SvcDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    tokens: TokensQuery = True,
 ) -> Any:
     if len(body.query) > svc.settings.max_query_chars:
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
@@ -104,7 +116,7 @@ async def orchestrate(
     if created.new:
         svc.queue.enqueued(workspace_id)
     if "text/event-stream" in request.headers.get("accept", ""):
-        return _sse(follow(svc.store, svc.bus, task.id))
+        return _sse(follow(svc.store, svc.bus, task.id, tokens=tokens))
     if body.mode == "background":
         return JSONResponse(
             Accepted(
@@ -153,6 +165,7 @@ async def task_events(
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, description="replay from after this seq")] = None,
     format_: Annotated[str | None, Query(alias="format", pattern="^(json|sse)$")] = None,
+    tokens: TokensQuery = True,
 ) -> Response:
     await _task_or_404(svc, task_id)
     start = after or 0
@@ -163,7 +176,7 @@ async def task_events(
     if format_ == "json":
         events = await svc.store.events(task_id, start)
         return JSONResponse([json.loads(EventOut.from_row(e).model_dump_json()) for e in events])
-    return _sse(follow(svc.store, svc.bus, task_id, start))
+    return _sse(follow(svc.store, svc.bus, task_id, start, tokens=tokens))
 
 
 async def _decide(

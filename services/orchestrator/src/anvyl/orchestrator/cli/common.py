@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 
 from anvyl.orchestrator.settings import Settings
 
@@ -86,16 +87,16 @@ def print_task(task: dict[str, Any], as_json: bool = False) -> None:
         )
 
 
-def describe_event(event: dict[str, Any]) -> str:
+def describe_event(event: dict[str, Any], task_id: str) -> str:
     data = event["data"]
     kind = event["type"]
-    if kind == "status":
-        extra = f" ({data['reason']})" if data.get("reason") else ""
-        return f"status: {data['status']}{extra}"
     if kind == "status" and data.get("pending"):
         pending = data["pending"]
         return (f"waiting for approval: {pending['tool']}({json.dumps(pending['arguments'])}) "
-                f"[{pending['reason']}] -> anvyl tasks approve|reject TASK_ID")  # fmt: skip
+                f"[{pending['reason']}] -> anvyl tasks approve|reject {task_id}")  # fmt: skip
+    if kind == "status":
+        extra = f" ({data['reason']})" if data.get("reason") else ""
+        return f"status: {data['status']}{extra}"
     if kind == "model.call":
         calls = ", ".join(c["name"] for c in data.get("tool_calls", [])) or "final answer"
         return f"model {data['endpoint']} ({data['model']}) in {data['latency_s']:.2f}s -> {calls}"
@@ -109,8 +110,53 @@ def describe_event(event: dict[str, Any]) -> str:
     return f"{kind}: {json.dumps(data)[:200]}"
 
 
+class _FollowPrinter:
+    """Step lines, one per stored event, and the model's text as it streams (token events), dim.
+
+    On a terminal the streamed text shows in the spinner's line (the last part of it), replaced by
+    the step line when the turn is done; elsewhere (a pipe, a log) it is printed as it comes, on its
+    own lines between the step lines.
+    """
+
+    def __init__(self, task_id: str, spinner: Status) -> None:
+        self.task_id = task_id
+        self.spinner = spinner
+        self.live = console.is_terminal
+        self.text = ""  # the current turn's streamed text
+        self.line_open = False  # (not a terminal) streamed text printed without its newline yet
+
+    def token(self, data: dict[str, Any]) -> None:
+        if data["kind"] == "discard":
+            self.text = ""
+            self._end_line()
+            console.print("[dim](the model's stream broke; asking again)[/]")
+            return
+        if data["kind"] != "content":
+            return
+        self.text += data["text"]
+        if self.live:
+            tail = " ".join(self.text.split())[-70:]
+            self.spinner.update(f"[dim]{escape(tail)}[/]")
+        else:
+            console.print(
+                data["text"], style="dim", end="", markup=False, highlight=False, soft_wrap=True
+            )
+            self.line_open = True
+
+    def step(self, event: dict[str, Any]) -> None:
+        self._end_line()
+        self.text = ""
+        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event, self.task_id))}")
+        self.spinner.update(f"step {event['seq']} done; working ...")
+
+    def _end_line(self) -> None:
+        if self.line_open:
+            console.print()
+            self.line_open = False
+
+
 def follow_events(server: str, task_id: str, api_key: str | None) -> None:
-    """Print the task's events as they happen (SSE), with a spinner while a step runs."""
+    """Print the task's events as they happen (SSE), with the model's text as it streams."""
     url = f"{server.rstrip('/')}/tasks/{task_id}/events"
     last_seq = 0
     for _ in range(5):  # reconnect a few times if the stream drops, without repeating events
@@ -129,6 +175,7 @@ def follow_events(server: str, task_id: str, api_key: str | None) -> None:
                 if response.status_code >= 400:
                     response.read()
                     check_response(response, server)
+                printer = _FollowPrinter(task_id, spinner)
                 data_line = ""
                 for line in response.iter_lines():
                     if line.startswith("data:"):
@@ -136,9 +183,11 @@ def follow_events(server: str, task_id: str, api_key: str | None) -> None:
                     elif line == "" and data_line:
                         event = json.loads(data_line)
                         data_line = ""
+                        if event["type"] == "token":
+                            printer.token(event["data"])
+                            continue
                         last_seq = event["seq"]
-                        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event))}")
-                        spinner.update(f"step {event['seq']} done; working ...")
+                        printer.step(event)
                         if event["type"] == "result":
                             return
         except httpx.ConnectError:

@@ -9,7 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import httpx
 from rich.console import Console
@@ -44,6 +47,44 @@ def create_sample_repo(root: Path) -> Path:
     return repo
 
 
+class Stopped(Exception):
+    """The demo got SIGTERM, SIGINT or SIGHUP: stop the orchestrator it started, then exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the stop signals into `Stopped` (raised where the demo is, even in a blocking call), so
+    that its `finally` stops the server; the server runs in its own session and would outlive us."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While cleaning up: a second Ctrl-C must not leave the server or the workspace behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -59,6 +100,17 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float =
 
 
 def run_demo(*, port: int, query: str, console: Console) -> int:
+    try:
+        with _stop_on_signals():
+            return _run(port, query, console)
+    except Stopped as stopped:
+        console.print(
+            f"[yellow]stopped by {stopped}: the orchestrator and the demo workspace are gone[/]"
+        )
+        return 128 + stopped.signum
+
+
+def _run(port: int, query: str, console: Console) -> int:
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="anvyl-demo-") as tmp:
         repo = create_sample_repo(Path(tmp))
@@ -67,15 +119,16 @@ def run_demo(*, port: int, query: str, console: Console) -> int:
             os.environ, ANVYL_PORT=str(port), ANVYL_HOST="127.0.0.1", ANVYL_INSTANCE=DEMO_INSTANCE
         )
         log_path = Path(tmp) / "orchestrator.log"
-        with log_path.open("wb") as log_file:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "anvyl.orchestrator", "serve"],
-                env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        server: subprocess.Popen[bytes] | None = None
         try:
+            with log_path.open("wb") as log_file:
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "anvyl.orchestrator", "serve"],
+                    env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
             with console.status("[bold]2.[/] starting the orchestrator ..."):
                 _wait_healthy(url, server)
-            console.print(f"[bold]2.[/] orchestrator listening on {url}")
+            console.print(f"[bold]2.[/] orchestrator listening on {url} (pid {server.pid})")
             console.print(
                 f"[bold]3.[/] POST /orchestrate {{query: {query!r}, repo_url: {str(repo)!r}}}"
             )
@@ -96,13 +149,20 @@ def run_demo(*, port: int, query: str, console: Console) -> int:
             console.print(f"[red]{exc}[/]\n{log_path.read_text(errors='replace')[-3000:]}")
             return 1
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            asyncio.run(_remove_demo_workspaces())
+            with _signals_ignored():
+                _stop_server(server)
+                asyncio.run(_remove_demo_workspaces())
+
+
+def _stop_server(server: subprocess.Popen[bytes] | None) -> None:
+    if server is None or server.poll() is not None:
+        return
+    server.send_signal(signal.SIGINT)  # a graceful stop: running tasks are released
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # its own session: take anything it started too
+        server.wait()
 
 
 async def _remove_demo_workspaces() -> None:

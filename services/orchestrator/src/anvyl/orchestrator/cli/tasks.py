@@ -122,7 +122,7 @@ def tasks_events(
         return
     for event in request("GET", server, f"/tasks/{task_id}/events", params={"format": "json"},
                          api_key=api_key):  # fmt: skip
-        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event))}")
+        console.print(f"[dim]#{event['seq']}[/] {escape(describe_event(event, task_id))}")
 
 
 def _decide(task_id: str, verdict: str, call_id: str | None, note: str | None, server: str,

@@ -18,14 +18,21 @@ from pydantic import BaseModel, Field
 
 from anvyl.orchestrator.llm import (
     ChatMessage,
+    ContentDelta,
+    FinalResponse,
     ModelRequest,
     ModelResponse,
     ModelRouter,
+    ReasoningDelta,
+    StreamError,
 )
 from anvyl.orchestrator.llm import ToolCall as ModelToolCall
 from anvyl.orchestrator.loop.tools import ToolCall, Toolset
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Live model output: (step, kind, text), kind "content", "reasoning" or "discard" (the text of this
+# step so far is void: the stream broke and the turn is asked again). Called per delta: keep it cheap.
+OnDelta = Callable[[int, str, str], None]
 
 
 class AgentStopped(RuntimeError):
@@ -74,9 +81,12 @@ def truncate(text: str, limit: int) -> str:
 
 
 class AgentLoop:
-    def __init__(self, router: ModelRouter, limits: Limits) -> None:
+    def __init__(
+        self, router: ModelRouter, limits: Limits, on_delta: OnDelta | None = None
+    ) -> None:
         self.router = router
         self.limits = limits
+        self.on_delta = on_delta
 
     async def run(
         self,
@@ -102,7 +112,7 @@ class AgentLoop:
                 temperature=self.limits.temperature,
                 max_tokens=self.limits.max_output_tokens,
             )
-            response = await self.router.complete(request)
+            response = await self._turn(request, step)
             self._account(result, response, step)
             await emit("model.call", result.model_calls[-1] | {
                 "content": response.content[:2000], "reasoning": response.reasoning[:2000],
@@ -124,6 +134,25 @@ class AgentLoop:
                 messages.append(ChatMessage(role="tool", tool_call_id=call.id, name=call.name,
                                             content=truncate(content, self.limits.tool_output_chars)))  # fmt: skip
         raise AgentStopped(f"step limit of {self.limits.max_steps} reached without a final answer")
+
+    async def _turn(self, request: ModelRequest, step: int) -> ModelResponse:
+        """One model turn, streamed: the deltas go to `on_delta` as they come. The router falls
+        back to the next endpoint until the first delta; a stream that breaks after it is asked
+        again without streaming (over the whole chain), and the listeners told to drop its text."""
+        on_delta = self.on_delta
+        async for item in self.router.stream(request):
+            if isinstance(item, ContentDelta | ReasoningDelta):
+                if on_delta is not None and item.text:
+                    on_delta(step, item.type, item.text)
+            elif isinstance(item, FinalResponse):
+                return item.response
+            elif isinstance(item, StreamError):
+                if on_delta is not None:
+                    on_delta(step, "discard", "")
+                response = await self.router.complete(request)
+                response.metadata.attempts = [*item.attempts, *response.metadata.attempts]
+                return response
+        raise AssertionError("the router's stream ended without a final response")
 
     @staticmethod
     def _account(result: AgentResult, response: ModelResponse, step: int) -> None:

@@ -1,4 +1,11 @@
-"""Live task events in this process: an in-process wake-up for the streams following a task."""
+"""Live task events in this process: wake-ups for the streams following a task, and tokens.
+
+Stored events (steps) live in the database, one per step, each with its `seq`. Token events (the
+model's text as it streams) are live only: the runner hands them to the streams of its own process
+that asked for them, and they are never stored. A token carries `after_seq`, the seq of the last
+stored event of the task when it was published (the runner publishes a token only once every step
+before it is stored), so `events.follow` can place it between the stored events exactly.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,35 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+TOKEN_EVENT = "token"
+
+
+@dataclass
+class Token:
+    """A piece of a model turn's output, live only. kind: "content", "reasoning", or "discard"
+    (the text streamed so far in this step is void: the stream broke and the turn is retried)."""
+
+    after_seq: int
+    step: int
+    kind: str
+    text: str
+
+    def as_data(self) -> dict[str, object]:
+        return {"step": self.step, "kind": self.kind, "text": self.text}
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity: one per stream
+class Listener:
+    waiter: asyncio.Event = field(default_factory=asyncio.Event)
+    tokens: list[Token] | None = None  # None: this stream does not want tokens
+
+    def take_tokens(self) -> list[Token]:
+        if not self.tokens:
+            return []
+        taken, self.tokens = self.tokens, []
+        return taken
 
 
 class EventBus:
@@ -13,7 +49,8 @@ class EventBus:
     database; a stream that misses a wake-up (another replica wrote the event) finds it by polling."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._token_listeners: dict[str, int] = {}  # task id -> streams that want its tokens
         # Passes this process's wake-ups on to the other processes (PostgreSQL LISTEN/NOTIFY).
         self.relay: Callable[[str], None] | None = None
 
@@ -25,16 +62,41 @@ class EventBus:
 
     def notify_local(self, task_id: str) -> None:
         """The task has new events: wake this process's streams only."""
-        for waiter in self._waiters.get(task_id, ()):
-            waiter.set()
+        for listener in self._listeners.get(task_id, ()):
+            listener.waiter.set()
+
+    def wants_tokens(self, task_id: str) -> bool:
+        """Whether a stream of this process follows the task's tokens (cheap: runs per delta)."""
+        return task_id in self._token_listeners
+
+    def publish_token(self, task_id: str, token: Token) -> None:
+        """Hand a token to this process's streams of the task that want tokens (not stored, not
+        relayed to other processes: see the module docstring)."""
+        for listener in self._listeners.get(task_id, ()):
+            if listener.tokens is not None:
+                listener.tokens.append(token)
+                listener.waiter.set()
 
     @contextmanager
     def listen(self, task_id: str) -> Iterator[asyncio.Event]:
-        waiter = asyncio.Event()
-        self._waiters[task_id].add(waiter)
+        """An event set when the task has new stored events."""
+        with self.subscribe(task_id) as listener:
+            yield listener.waiter
+
+    @contextmanager
+    def subscribe(self, task_id: str, *, tokens: bool = False) -> Iterator[Listener]:
+        """A listener woken by new stored events and, with `tokens`, handed the live tokens."""
+        listener = Listener(tokens=[] if tokens else None)
+        self._listeners[task_id].add(listener)
+        if tokens:
+            self._token_listeners[task_id] = self._token_listeners.get(task_id, 0) + 1
         try:
-            yield waiter
+            yield listener
         finally:
-            self._waiters[task_id].discard(waiter)
-            if not self._waiters[task_id]:
-                del self._waiters[task_id]
+            self._listeners[task_id].discard(listener)
+            if not self._listeners[task_id]:
+                del self._listeners[task_id]
+            if tokens:
+                self._token_listeners[task_id] -= 1
+                if not self._token_listeners[task_id]:
+                    del self._token_listeners[task_id]

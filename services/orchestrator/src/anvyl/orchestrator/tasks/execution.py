@@ -17,7 +17,7 @@ from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.approvals import LeaseLost, TaskApprovals
-from anvyl.orchestrator.tasks.bus import EventBus
+from anvyl.orchestrator.tasks.bus import EventBus, Token
 from anvyl.orchestrator.tasks.queue import RunContext
 from anvyl.orchestrator.tasks.states import CANCELLED, FAILED, SUCCEEDED, Event
 from anvyl.orchestrator.tasks.store import TaskStore
@@ -38,28 +38,56 @@ class TaskEvents:
     The loop does not wait for each write (a write is a transaction: milliseconds on SQLite). Anything
     that changes the task's status first calls `flush`, so the stored order is the order of events;
     the task's end calls `drain` instead and stores the last events with its result.
+
+    Tokens (live model output, never stored) go to this process's streams once every event emitted
+    before them is stored, stamped with that event's seq, so that a stream places each token after
+    the steps it follows; until then they are held here.
     """
 
-    def __init__(self, store: TaskStore, bus: EventBus, task_id: str) -> None:
+    def __init__(self, store: TaskStore, bus: EventBus, task_id: str, stored_seq: int = 0) -> None:
         self.store = store
         self.bus = bus
         self.task_id = task_id
         self._pending: list[Event] = []
         self._writer: asyncio.Task[None] | None = None
         self._drained = False
+        self._stored_seq = stored_seq  # the seq of the task's last stored event known here
+        self._emitted = 0  # events emitted by this run
+        self._written = 0  # of those, stored
+        self._held: list[tuple[int, Token]] = []  # (events emitted before it, token)
 
     async def emit(self, type_: str, data: dict[str, Any]) -> None:
         if self._drained:  # the result event is the last one; a late step cannot follow it
             log.warning("task.event_after_end", task_id=self.task_id, type=type_)
             return
         self._pending.append((type_, data, utcnow()))  # stamped when it happened, stored soon after
+        self._emitted += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name=f"events-{self.task_id}")
 
     async def _write(self) -> None:
         while self._pending and not self._drained:
             batch, self._pending = self._pending, []
-            await self.store.add_events(self.task_id, batch)
+            self._stored_seq = await self.store.add_events(self.task_id, batch)
+            self._written += len(batch)
+            if self._held:
+                self._release_held()
+
+    def token(self, step: int, kind: str, text: str) -> None:
+        """A piece of live model output (the agent loop's `on_delta`): for streams only."""
+        if not self.bus.wants_tokens(self.task_id) or self._drained:
+            return
+        if self._written == self._emitted:
+            self.bus.publish_token(self.task_id, Token(self._stored_seq, step, kind, text))
+        else:
+            self._held.append((self._emitted, Token(0, step, kind, text)))
+
+    def _release_held(self) -> None:
+        while self._held and self._held[0][0] <= self._written:
+            needs, token = self._held.pop(0)
+            # A batch's seqs are consecutive, so the seq of the event it follows is known.
+            token.after_seq = self._stored_seq - (self._written - needs)
+            self.bus.publish_token(self.task_id, token)
 
     async def drain(self) -> list[Event]:
         """Wait for the batch being written, then hand over the events not stored yet, for the
@@ -108,7 +136,7 @@ class TaskExecutor:
 
     async def run(self, ctx: RunContext) -> None:
         task = ctx.task
-        events = TaskEvents(self.store, self.bus, task.id)
+        events = TaskEvents(self.store, self.bus, task.id, stored_seq=task.event_seq)
         bound = log.bind(task_id=task.id, workspace_id=task.workspace_id, attempt=task.attempts)
         try:
             answer, metadata = await self._execute(ctx, events)
@@ -196,7 +224,7 @@ class TaskExecutor:
             max_steps=self.limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
         )  # fmt: skip
         policy = TaskPolicy.model_validate((task.request or {}).get("policy") or {})
-        result = await AgentLoop(self.router, self.limits).run(
+        result = await AgentLoop(self.router, self.limits, on_delta=events.token).run(
             system_prompt=prompt, query=task.query, toolset=toolset, emit=events.emit,
             approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
         )  # fmt: skip

@@ -179,7 +179,7 @@ class TaskStore:
 
         def read(connection: Connection) -> tuple[set[str], dict[str, datetime]]:
             busy = set(connection.scalars(BUSY_WORKSPACES))
-            return busy, dict(connection.execute(LAST_FINISHED_BY_WORKSPACE).tuples().all())
+            return busy, dict(connection.execute(LAST_FINISHED_BY_WORKSPACE).all())
 
         return await self.db.read(read)
 
@@ -192,9 +192,7 @@ class TaskStore:
     async def counts_by_status(self) -> dict[str, int]:
         """How many tasks are in each state, every state named (0 for none)."""
         query = select(T.status, func.count()).group_by(T.status)
-        counted: dict[str, int] = await self.db.read(
-            lambda c: dict(c.execute(query).tuples().all())
-        )
+        counted: dict[str, int] = await self.db.read(lambda c: dict(c.execute(query).all()))
         return {state: int(counted.get(state, 0)) for state in ALL_STATES}
 
     # Events -----------------------------------------------------------------------------------
