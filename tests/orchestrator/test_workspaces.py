@@ -16,9 +16,10 @@ import pytest
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint
+from anvyl.orchestrator.workspaces.config import BackendContext, LocalWorkspaceConfig
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend
-from anvyl.orchestrator.workspaces.manager import WorkspaceManager
+from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 from anvyl.orchestrator.workspaces.repos import parse_repo
 from anvyl.worker.client import WorkerError
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory
@@ -188,7 +189,7 @@ async def test_two_managers_creating_the_same_new_workspace_at_once_make_one_con
                         workspace_backend="docker")  # fmt: skip
     db = Database(settings.effective_database_url)
     await db.upgrade()
-    managers = [WorkspaceManager(settings, db, DockerBackend(settings)) for _ in range(2)]
+    managers = [WorkspaceManager(settings, db, create_backend(settings)) for _ in range(2)]
     repo = parse_repo(str(sample_repo))
 
     async def acquire(manager: WorkspaceManager) -> str:
@@ -246,7 +247,9 @@ async def test_a_killed_local_worker_is_replaced_even_before_asyncio_has_reaped_
     """asyncio sets a killed worker's returncode only when the loop runs its child watcher's
     callback; on a busy host the next task could get there first and was handed the dead worker
     (then waited 30 s for it to answer)."""
-    backend = LocalBackend(Settings(data_dir=tmp_path / "data", workspace_sandbox="none"))
+    backend = LocalBackend(
+        LocalWorkspaceConfig(sandbox="none"), BackendContext("t", tmp_path / "data")
+    )
     repo = parse_repo(str(sample_repo))
     try:
         first = await backend.ensure_running(repo)

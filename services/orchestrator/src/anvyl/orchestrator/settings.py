@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
+)
+
+from anvyl.orchestrator.workspaces.config import (
+    AutoWorkspaceConfig,
+    WorkspaceConfig,
+    flat_keys,
+    fold_flat_keys,
 )
 
 CONFIG_ENV = "ANVYL_CONFIG"
@@ -38,18 +46,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
-    # Workspaces.
-    workspace_backend: Literal["auto", "docker", "local", "cloudrun"] = "auto"
-    agent_image: str = "anvyl/agent:dev"
-    docker_url: str | None = Field(default=None, description="Docker daemon URL; default: env")
+    # Workspaces: the backend and its own options (workspaces/config.py), from the config file's
+    # `workspace:` section and the documented flat variables (ANVYL_WORKSPACE_BACKEND, ...).
+    workspace: WorkspaceConfig = Field(default_factory=AutoWorkspaceConfig)
     instance: str = Field(
         default="default",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
         description="label that separates the containers of two orchestrators on one daemon",
     )
-    workspace_cpus: float = Field(default=2.0, gt=0)
-    workspace_memory: str = "2g"
-    workspace_pids: int = Field(default=512, gt=0)
     worker_start_timeout_s: float = Field(default=30.0, gt=0)
     workspace_idle_timeout_s: float = Field(
         default=900.0, gt=0, description="stop an idle workspace's worker after this (files kept)"
@@ -59,33 +63,6 @@ class Settings(BaseSettings):
     )
     workspace_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="remove an unused workspace and its files after this"
-    )
-    workspace_sandbox: Literal["auto", "bwrap", "none"] = Field(
-        default="auto", description="local backend: run workers inside bubblewrap when available"
-    )
-
-    # Google Cloud (the cloudrun backend and GCS snapshots; needs the orchestrator's `cloud` extra).
-    gcp_project: str | None = Field(default=None, description="project of the Cloud Run services")
-    gcp_region: str = Field(default="us-central1", description="region of the Cloud Run services")
-    gcs_bucket: str | None = Field(
-        default=None, description="bucket holding workspace files (GCS volume) and snapshots"
-    )
-    cloudrun_api_endpoint: str | None = Field(
-        default=None, description="Cloud Run Admin API endpoint; default: run.googleapis.com"
-    )
-    cloudrun_ingress: Literal["all", "internal"] = Field(
-        default="all", description="ingress of worker services; both require IAM (ID token)"
-    )
-    cloudrun_service_account: str | None = Field(
-        default=None,
-        description="runtime identity of worker services: a dedicated account with access to "
-        "gcs_bucket only (default: the project's compute account, usually far too powerful)",
-    )
-    cloudrun_operation_timeout_s: float = Field(
-        default=300.0, gt=0, description="how long to wait for a Cloud Run deploy or delete"
-    )
-    cloud_call_timeout_s: float = Field(
-        default=60.0, gt=0, description="timeout of one Cloud Run or GCS API call"
     )
 
     # API.
@@ -124,6 +101,17 @@ class Settings(BaseSettings):
 
     config_file: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_workspace_keys(cls, data: Any) -> Any:
+        return fold_flat_keys(dict(data)) if isinstance(data, dict) else data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def workspace_backend(self) -> str:
+        """The backend chosen (`auto` until the workspaces start)."""
+        return self.workspace.type
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -147,7 +135,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, env_settings, _WorkspaceVariables(settings_cls)
+        ]  # fmt: skip
         config_file = os.environ.get(CONFIG_ENV)
         if config_file:
             path = Path(config_file).expanduser()
@@ -178,6 +168,20 @@ class Settings(BaseSettings):
                 shown[name] = "********"
         shown["api_keys"] = ["********"] * len(self.api_keys)
         return shown
+
+
+class _WorkspaceVariables(PydanticBaseSettingsSource):
+    """The documented flat variables of the workspace backends (ANVYL_GCP_PROJECT, ...), as flat
+    keys that the `workspace` field's folding turns into its section."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        return {
+            key: environment[f"anvyl_{key}"] for key in flat_keys() if f"anvyl_{key}" in environment
+        }
 
 
 class _SettingsSection(YamlConfigSettingsSource):
