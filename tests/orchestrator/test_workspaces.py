@@ -12,11 +12,16 @@ from typing import Any
 
 import docker
 import pytest
+from pydantic import ValidationError
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint
-from anvyl.orchestrator.workspaces.config import BackendContext, LocalWorkspaceConfig
+from anvyl.orchestrator.workspaces.config import (
+    BackendContext,
+    CloudRunWorkspaceConfig,
+    LocalWorkspaceConfig,
+)
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
@@ -278,3 +283,49 @@ async def wait_until_healthy(backend: LocalBackend, endpoint: WorkerEndpoint) ->
                     await asyncio.sleep(0.05)
     finally:
         await client.aclose()
+
+
+README_SECTION = """
+workspace:
+  type: cloudrun            # docker | local | auto | cloudrun
+  gcp_project: my-project
+  gcp_region: europe-west1
+  gcs_bucket: my-anvyl-bucket
+  ingress: internal
+  service_account: anvyl-worker@my-project.iam.gserviceaccount.com
+  cpus: 2
+  memory: 4g
+"""
+
+
+def test_the_workspace_section_of_the_config_file_and_the_variables_that_win_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "anvyl.yaml"
+    config.write_text(README_SECTION)
+    monkeypatch.setenv("ANVYL_CONFIG", str(config))
+    monkeypatch.setenv("ANVYL_WORKSPACE_SANDBOX", "none")  # the local backend's: ignored here
+    section = Settings().workspace
+    assert isinstance(section, CloudRunWorkspaceConfig)
+    assert (section.gcp_project, section.gcp_region, section.ingress, section.memory) == (
+        "my-project", "europe-west1", "internal", "4g",
+    )  # fmt: skip
+    monkeypatch.setenv("ANVYL_GCP_REGION", "us-east1")
+    assert Settings().workspace.model_dump()["gcp_region"] == "us-east1"
+
+    # A variable choosing another backend keeps the keys that backend has (the snapshot bucket).
+    monkeypatch.setenv("ANVYL_WORKSPACE_BACKEND", "local")
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.workspace == LocalWorkspaceConfig(
+        sandbox="none", gcs_bucket="my-anvyl-bucket", gcp_project="my-project"
+    )
+    assert settings.masked()["workspace_backend"] == "local"
+    assert isinstance(create_backend(settings), LocalBackend)
+
+    config.write_text("workspace:\n  type: docker\n  cpu: 2\n")
+    monkeypatch.delenv("ANVYL_WORKSPACE_BACKEND")
+    with pytest.raises(ValidationError, match=r"workspace\.docker\.cpu\n  Extra inputs"):
+        Settings()
+    monkeypatch.setenv("ANVYL_WORKSPACE_BACKEND", "kubernetes")
+    with pytest.raises(ValidationError, match="use one of auto, docker, local, cloudrun"):
+        Settings()

@@ -18,6 +18,7 @@ from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
 from anvyl.orchestrator.workspaces.config import BackendContext, CloudRunWorkspaceConfig
 from anvyl.worker.server import WorkerConfig, create_app
+from tests.orchestrator.conftest import make_orchestrator  # noqa: F401 (an orchestrator per test)
 
 from .fake_cloudrun import FakeGoogleCloud, free_port
 

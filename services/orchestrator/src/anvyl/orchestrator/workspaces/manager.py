@@ -407,10 +407,10 @@ class WorkspaceManager:
             return await store.restore(workspace_id, snapshot)
 
     async def _snapshot_store(self, workspace_id: str) -> SnapshotStore:
-        if self.snapshots is None:
-            raise SnapshotsUnavailable(self.snapshots_off)
         if not await self._exists(workspace_id):
             raise WorkspaceNotFound(f"no workspace with id {workspace_id!r}")
+        if self.snapshots is None:
+            raise SnapshotsUnavailable(self.snapshots_off)
         if await self._has_active_task(workspace_id):
             raise WorkspaceBusy(f"workspace {workspace_id} is running a task; wait for its end")
         return self.snapshots
