@@ -42,9 +42,10 @@ import docker
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.store import TaskStore
+from anvyl.orchestrator.workspaces.config import LocalWorkspaceConfig
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend, bwrap_path
-from anvyl.orchestrator.workspaces.manager import WorkspaceManager
+from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef, parse_repo
 from anvyl.worker.client import WorkerClient
 from common import interrupt, kill_processes_mentioning
@@ -136,7 +137,8 @@ def docker_cli(*argv: str, check: bool = True) -> subprocess.CompletedProcess[st
 
 
 async def docker_section(settings: Settings, db: Database, args: argparse.Namespace) -> list[Row]:
-    backend = DockerBackend(settings)
+    backend = create_backend(settings)
+    assert isinstance(backend, DockerBackend)
     manager = WorkspaceManager(settings, db, backend, tasks=TaskStore(db))
     rows: list[Row] = []
     try:
@@ -209,8 +211,8 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
     floor = []
     for _ in range(n):
         t0 = time.perf_counter()
-        await asyncio.to_thread(docker_cli, "run", "--rm", "--label", f"anvyl.instance={backend.settings.instance}",
-                                "--entrypoint", "true", backend.settings.agent_image)  # fmt: skip
+        await asyncio.to_thread(docker_cli, "run", "--rm", "--label", f"anvyl.instance={backend.instance}",
+                                "--entrypoint", "true", backend.config.image)  # fmt: skip
         floor.append(time.perf_counter() - t0)
     rows.append(ms_row("docker: floor: `docker run --rm IMAGE true` (CLI)", floor))
     # Inside the image: interpreter start, and the worker's imports (python -X importtime).
@@ -219,8 +221,8 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
             "print(a-t, b-a)")  # fmt: skip
     interp, imports = [], []
     for _ in range(3):
-        out = await asyncio.to_thread(docker_cli, "run", "--rm", "--label", f"anvyl.instance={backend.settings.instance}",
-                                      "--entrypoint", "python3", backend.settings.agent_image, "-c", code)  # fmt: skip
+        out = await asyncio.to_thread(docker_cli, "run", "--rm", "--label", f"anvyl.instance={backend.instance}",
+                                      "--entrypoint", "python3", backend.config.image, "-c", code)  # fmt: skip
         a, b = out.stdout.split()[-2:]
         interp.append(float(a))
         imports.append(float(b))
@@ -230,9 +232,10 @@ async def cold_breakdown(backend: DockerBackend, n: int) -> list[Row]:
 
 
 async def local_section(settings: Settings, db: Database, args: argparse.Namespace) -> list[Row]:
-    backend = LocalBackend(settings)
+    backend = create_backend(settings)
+    assert isinstance(backend, LocalBackend)
     manager = WorkspaceManager(settings, db, backend, tasks=TaskStore(db))
-    sandbox = "bwrap" if bwrap_path(settings) else "no sandbox"
+    sandbox = "bwrap" if bwrap_path(backend.config) else "no sandbox"
     rows: list[Row] = []
     try:
         cold = await cold_starts(manager, "l", args.cold_n)
@@ -280,7 +283,7 @@ def local_start_steps(settings: Settings, n: int = 3) -> list[Row]:
         )
         spawn.append(time.perf_counter() - t0)
         imports.append(float(out.stdout.split()[-1]))
-        if path := bwrap_path(settings):
+        if path := bwrap_path(LocalWorkspaceConfig()):
             t0 = time.perf_counter()
             subprocess.run([path, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/",
                             "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"],
@@ -321,7 +324,9 @@ async def main_async(args: argparse.Namespace) -> int:
             rows += await docker_section(settings, db, args)
         if "local" in args.backends:
             rows += await local_section(
-                settings.model_copy(update={"workspace_backend": "local"}), db, args
+                Settings(instance=instance, data_dir=tmp / "data", workspace_backend="local"),
+                db,
+                args,
             )
     finally:
         await db.close()

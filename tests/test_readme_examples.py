@@ -1,7 +1,9 @@
 """Docs are contracts: every YAML example in every README starts a real orchestrator as written.
 
 A YAML block is a configuration file for ANVYL_CONFIG unless its first line is a comment naming
-another file (`# docker-compose.yml`, say), which the tests of that file read.
+another file (`# docker-compose.yml`, say), which the tests of that file read. An example for the
+cloudrun backend runs against the local Cloud Run and GCS stand-ins of tests/workspaces_cloud (the
+real Google client libraries on our side); the variables that point it at them win over the file.
 """
 
 from __future__ import annotations
@@ -15,8 +17,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
 
 from tests.helpers import running_server
+from tests.workspaces_cloud.conftest import (  # noqa: F401 (fixtures of the cloudrun examples)
+    PROJECT,
+    fake_cloud,
+    gcs_emulator,
+    service_account_file,
+    worker_farm,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP_DIRS = {".venv", ".git", "node_modules"}
@@ -49,7 +61,7 @@ def test_the_readmes_have_configuration_examples() -> None:
 
 @pytest.mark.parametrize(("where", "block"), config_examples(), ids=lambda v: str(v)[:60])
 def test_the_server_starts_with_each_readme_configuration(
-    where: str, block: str, tmp_path: Path
+    where: str, block: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     config = tmp_path / "anvyl.yaml"
     config.write_text(block)
@@ -59,6 +71,9 @@ def test_the_server_starts_with_each_readme_configuration(
         "ANVYL_WORKSPACE_BACKEND": "local",
         "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}",
     }
+    workspace = (yaml.safe_load(block) or {}).get("workspace") or {}
+    if workspace.get("type") == "cloudrun":
+        env |= cloud_stand_ins(request, workspace)
     shown = subprocess.run(
         [sys.executable, "-m", "anvyl.orchestrator", "config", "show"],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
@@ -67,3 +82,16 @@ def test_the_server_starts_with_each_readme_configuration(
     with running_server(env, tmp_path / "server.log") as server:
         ready = httpx.get(f"{server.url}/ready", timeout=10)
         assert ready.status_code == 200, f"{where}: {ready.text}\n{server.log.read_text()}"
+
+
+def cloud_stand_ins(request: pytest.FixtureRequest, workspace: dict[str, str]) -> dict[str, str]:
+    """Cloud Run and GCS on loopback for a cloudrun example, with the bucket it names."""
+    fake = request.getfixturevalue("fake_cloud")
+    request.getfixturevalue("service_account_file")
+    request.getfixturevalue("gcs_emulator")
+    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+    try:
+        client.create_bucket(workspace["gcs_bucket"])
+    finally:
+        client.close()
+    return {"ANVYL_CLOUDRUN_API_ENDPOINT": fake.base_url}

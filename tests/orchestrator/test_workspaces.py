@@ -12,14 +12,20 @@ from typing import Any
 
 import docker
 import pytest
+from pydantic import ValidationError
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint
+from anvyl.orchestrator.workspaces.config import (
+    BackendContext,
+    CloudRunWorkspaceConfig,
+    LocalWorkspaceConfig,
+)
 from anvyl.orchestrator.workspaces.docker import DockerBackend
 from anvyl.orchestrator.workspaces.local import LocalBackend
-from anvyl.orchestrator.workspaces.manager import WorkspaceManager
+from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 from anvyl.orchestrator.workspaces.repos import parse_repo
 from anvyl.worker.client import WorkerError
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory
@@ -190,7 +196,7 @@ async def test_two_managers_creating_the_same_new_workspace_at_once_make_one_con
     db = Database(settings.effective_database_url)
     await db.upgrade()
     managers = [
-        WorkspaceManager(settings, db, DockerBackend(settings), tasks=TaskStore(db))
+        WorkspaceManager(settings, db, create_backend(settings), tasks=TaskStore(db))
         for _ in range(2)
     ]
     repo = parse_repo(str(sample_repo))
@@ -250,7 +256,9 @@ async def test_a_killed_local_worker_is_replaced_even_before_asyncio_has_reaped_
     """asyncio sets a killed worker's returncode only when the loop runs its child watcher's
     callback; on a busy host the next task could get there first and was handed the dead worker
     (then waited 30 s for it to answer)."""
-    backend = LocalBackend(Settings(data_dir=tmp_path / "data", workspace_sandbox="none"))
+    backend = LocalBackend(
+        LocalWorkspaceConfig(sandbox="none"), BackendContext("t", tmp_path / "data")
+    )
     repo = parse_repo(str(sample_repo))
     try:
         first = await backend.ensure_running(repo)
@@ -279,3 +287,49 @@ async def wait_until_healthy(backend: LocalBackend, endpoint: WorkerEndpoint) ->
                     await asyncio.sleep(0.05)
     finally:
         await client.aclose()
+
+
+README_SECTION = """
+workspace:
+  type: cloudrun            # docker | local | auto | cloudrun
+  gcp_project: my-project
+  gcp_region: europe-west1
+  gcs_bucket: my-anvyl-bucket
+  ingress: internal
+  service_account: anvyl-worker@my-project.iam.gserviceaccount.com
+  cpus: 2
+  memory: 4g
+"""
+
+
+def test_the_workspace_section_of_the_config_file_and_the_variables_that_win_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "anvyl.yaml"
+    config.write_text(README_SECTION)
+    monkeypatch.setenv("ANVYL_CONFIG", str(config))
+    monkeypatch.setenv("ANVYL_WORKSPACE_SANDBOX", "none")  # the local backend's: ignored here
+    section = Settings().workspace
+    assert isinstance(section, CloudRunWorkspaceConfig)
+    assert (section.gcp_project, section.gcp_region, section.ingress, section.memory) == (
+        "my-project", "europe-west1", "internal", "4g",
+    )  # fmt: skip
+    monkeypatch.setenv("ANVYL_GCP_REGION", "us-east1")
+    assert Settings().workspace.model_dump()["gcp_region"] == "us-east1"
+
+    # A variable choosing another backend keeps the keys that backend has (the snapshot bucket).
+    monkeypatch.setenv("ANVYL_WORKSPACE_BACKEND", "local")
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.workspace == LocalWorkspaceConfig(
+        sandbox="none", gcs_bucket="my-anvyl-bucket", gcp_project="my-project"
+    )
+    assert settings.masked()["workspace_backend"] == "local"
+    assert isinstance(create_backend(settings), LocalBackend)
+
+    config.write_text("workspace:\n  type: docker\n  cpu: 2\n")
+    monkeypatch.delenv("ANVYL_WORKSPACE_BACKEND")
+    with pytest.raises(ValidationError, match=r"workspace\.docker\.cpu\n  Extra inputs"):
+        Settings()
+    monkeypatch.setenv("ANVYL_WORKSPACE_BACKEND", "kubernetes")
+    with pytest.raises(ValidationError, match="use one of auto, docker, local, cloudrun"):
+        Settings()

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 import uvicorn
-from google.auth.credentials import AnonymousCredentials
+from google.auth.credentials import AnonymousCredentials, Credentials
 
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
+from anvyl.orchestrator.workspaces.config import BackendContext, CloudRunWorkspaceConfig
 from anvyl.worker.app import WorkerConfig, create_app
+from tests.orchestrator.conftest import make_orchestrator  # noqa: F401 (an orchestrator per test)
 
 from .fake_cloudrun import FakeGoogleCloud, free_port
 
@@ -114,11 +116,18 @@ def cloud_settings(fake: FakeGoogleCloud, tmp_path: Path, **overrides: Any) -> S
     return Settings(**values)
 
 
+def cloud_backend(
+    settings: Settings, credentials: Credentials | None = AnonymousCredentials()
+) -> CloudRunBackend:
+    """The cloudrun backend of these settings (anonymous: the fake Cloud Run checks no token)."""
+    assert isinstance(settings.workspace, CloudRunWorkspaceConfig)
+    context = BackendContext(settings.instance, settings.data_dir)
+    return CloudRunBackend(settings.workspace, context, credentials=credentials)
+
+
 @pytest.fixture
 async def backend(fake_cloud: FakeGoogleCloud, tmp_path: Path) -> Any:
-    backend = CloudRunBackend(
-        cloud_settings(fake_cloud, tmp_path), credentials=AnonymousCredentials()
-    )
+    backend = cloud_backend(cloud_settings(fake_cloud, tmp_path))
     try:
         yield backend
     finally:

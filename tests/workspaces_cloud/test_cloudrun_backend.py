@@ -12,17 +12,15 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from anvyl.orchestrator.workspaces.base import WorkspaceError
-from anvyl.orchestrator.workspaces.cloudrun import (
-    ID_TOKEN_HEADER,
-    CloudRunBackend,
-    service_id_for,
-)
+from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
+from anvyl.orchestrator.workspaces.cloudrun_auth import ID_TOKEN_HEADER
+from anvyl.orchestrator.workspaces.cloudrun_spec import service_id_for
 from anvyl.orchestrator.workspaces.manager import create_backend
 from anvyl.orchestrator.workspaces.repos import parse_repo
 from anvyl.worker.client import WorkerClient, WorkerError
 from anvyl.worker.models import ExecRequest
 
-from .conftest import BUCKET, PROJECT, REGION, WorkerFarm, cloud_settings
+from .conftest import BUCKET, PROJECT, REGION, WorkerFarm, cloud_backend, cloud_settings
 from .fake_cloudrun import FakeGoogleCloud, Fault
 
 REPO = parse_repo("https://example.com/team/widget.git")
@@ -88,7 +86,7 @@ async def test_get_or_create_is_idempotent(
         first.handle,
     )
     # A second orchestrator (same settings, new client) adopts the same service and token.
-    other = CloudRunBackend(backend.settings, credentials=AnonymousCredentials())
+    other = CloudRunBackend(backend.config, backend.context, credentials=AnonymousCredentials())
     try:
         adopted = await other.ensure_running(REPO)
     finally:
@@ -115,9 +113,7 @@ async def test_list_owned_filters_by_label(
     for repo in repos:
         await backend.ensure_running(repo)
     # Services of another instance and a service not made by anvyl share the project.
-    other = CloudRunBackend(
-        cloud_settings(fake_cloud, tmp_path, instance="other"), credentials=AnonymousCredentials()
-    )
+    other = cloud_backend(cloud_settings(fake_cloud, tmp_path, instance="other"))
     try:
         await other.ensure_running(repos[0])
     finally:
@@ -266,10 +262,7 @@ async def test_list_error_is_a_clear_error(
 
 async def test_operation_timeout(fake_cloud: FakeGoogleCloud, tmp_path: Path) -> None:
     fake_cloud.polls_until_done = None  # the deploy never finishes
-    slow = CloudRunBackend(
-        cloud_settings(fake_cloud, tmp_path, cloudrun_operation_timeout_s=2.0),
-        credentials=AnonymousCredentials(),
-    )
+    slow = cloud_backend(cloud_settings(fake_cloud, tmp_path, cloudrun_operation_timeout_s=2.0))
     started = time.monotonic()
     try:
         with pytest.raises(WorkspaceError, match="did not finish within 2s"):
@@ -313,7 +306,7 @@ def test_create_backend_picks_cloudrun(
     assert isinstance(backend, CloudRunBackend) and backend.name == "cloudrun"
     backend.client.transport.close()
     with pytest.raises(WorkspaceError, match="ANVYL_GCS_BUCKET"):
-        CloudRunBackend(cloud_settings(fake_cloud, tmp_path, gcs_bucket=None))
+        cloud_backend(cloud_settings(fake_cloud, tmp_path, gcs_bucket=None), credentials=None)
 
 
 def test_local_repositories_are_refused(backend: CloudRunBackend, tmp_path: Path) -> None:

@@ -21,16 +21,15 @@ from google.cloud import storage
 
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.local import LocalBackend
-from anvyl.orchestrator.workspaces.snapshots import (
-    DirectoryFiles,
-    DockerContainerFiles,
+from anvyl.orchestrator.workspaces.manager import create_backend
+from anvyl.orchestrator.workspaces.snapshot_archive import (
     SnapshotError,
     SnapshotNotFound,
-    SnapshotStore,
     UnsafeArchive,
     check_members,
-    new_snapshot_store,
 )
+from anvyl.orchestrator.workspaces.snapshot_files import DirectoryFiles, DockerContainerFiles
+from anvyl.orchestrator.workspaces.snapshots import SnapshotStore, new_snapshot_store
 
 from .conftest import BUCKET, PROJECT
 
@@ -159,7 +158,8 @@ async def test_store_for_the_local_backend(gcs_emulator: str, tmp_path: Path) ->
         gcp_project=PROJECT,
         workspace_backend="local",
     )
-    backend = LocalBackend(settings)
+    backend = create_backend(settings)
+    assert isinstance(backend, LocalBackend)
     store = new_snapshot_store(settings, backend, credentials=AnonymousCredentials())
     try:
         directory = backend.directory(WID)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -17,6 +18,12 @@ from pydantic_settings import (
 )
 
 from anvyl.orchestrator.config_file import CONFIG_ENV, ConfigFile, config_file_from_env
+from anvyl.orchestrator.workspaces.config import (
+    AutoWorkspaceConfig,
+    WorkspaceConfig,
+    flat_keys,
+    fold_flat_keys,
+)
 
 
 def default_data_dir() -> Path:
@@ -36,18 +43,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
-    # Workspaces.
-    workspace_backend: Literal["auto", "docker", "local", "cloudrun"] = "auto"
-    agent_image: str = "anvyl/agent:dev"
-    docker_url: str | None = Field(default=None, description="Docker daemon URL; default: env")
+    # Workspaces: the backend and its own options (workspaces/config.py), from the config file's
+    # `workspace:` section and the documented flat variables (ANVYL_WORKSPACE_BACKEND, ...).
+    workspace: WorkspaceConfig = Field(default_factory=AutoWorkspaceConfig)
     instance: str = Field(
         default="default",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
         description="label that separates the containers of two orchestrators on one daemon",
     )
-    workspace_cpus: float = Field(default=2.0, gt=0)
-    workspace_memory: str = "2g"
-    workspace_pids: int = Field(default=512, gt=0)
     worker_start_timeout_s: float = Field(default=30.0, gt=0)
     workspace_idle_timeout_s: float = Field(
         default=900.0, gt=0, description="stop an idle workspace's worker after this (files kept)"
@@ -57,33 +60,6 @@ class Settings(BaseSettings):
     )
     workspace_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="remove an unused workspace and its files after this"
-    )
-    workspace_sandbox: Literal["auto", "bwrap", "none"] = Field(
-        default="auto", description="local backend: run workers inside bubblewrap when available"
-    )
-
-    # Google Cloud (the cloudrun backend and GCS snapshots; needs the orchestrator's `cloud` extra).
-    gcp_project: str | None = Field(default=None, description="project of the Cloud Run services")
-    gcp_region: str = Field(default="us-central1", description="region of the Cloud Run services")
-    gcs_bucket: str | None = Field(
-        default=None, description="bucket holding workspace files (GCS volume) and snapshots"
-    )
-    cloudrun_api_endpoint: str | None = Field(
-        default=None, description="Cloud Run Admin API endpoint; default: run.googleapis.com"
-    )
-    cloudrun_ingress: Literal["all", "internal"] = Field(
-        default="all", description="ingress of worker services; both require IAM (ID token)"
-    )
-    cloudrun_service_account: str | None = Field(
-        default=None,
-        description="runtime identity of worker services: a dedicated account with access to "
-        "gcs_bucket only (default: the project's compute account, usually far too powerful)",
-    )
-    cloudrun_operation_timeout_s: float = Field(
-        default=300.0, gt=0, description="how long to wait for a Cloud Run deploy or delete"
-    )
-    cloud_call_timeout_s: float = Field(
-        default=60.0, gt=0, description="timeout of one Cloud Run or GCS API call"
     )
 
     # API.
@@ -130,6 +106,17 @@ class Settings(BaseSettings):
     # routing, mcp_servers, workspace) are validated by their owners.
     config_file: ConfigFile | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_workspace_keys(cls, data: Any) -> Any:
+        return fold_flat_keys(dict(data)) if isinstance(data, dict) else data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def workspace_backend(self) -> str:
+        """The backend chosen (`auto` until the workspaces start)."""
+        return self.workspace.type
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -153,13 +140,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, env_settings, _WorkspaceVariables(settings_cls)
+        ]  # fmt: skip
         # The configuration file's top-level settings, below the environment.
         file = config_file_from_env(os.environ)
-        if file is None:
-            return init_settings, env_settings
-        file.check_keys(set(settings_cls.model_fields) - {"config_file"})
-        values = file.settings_values() | {"config_file": file}
-        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=values)
+        if file is not None:
+            file.check_keys(set(settings_cls.model_fields) - {"config_file"} | set(flat_keys()))
+            values = file.settings_values() | {"config_file": file}
+            if file.section("workspace") is not None:
+                values["workspace"] = file.section("workspace")
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=values))
+        return tuple(sources)
 
     @property
     def effective_database_url(self) -> str:
@@ -177,6 +169,20 @@ class Settings(BaseSettings):
                 shown[name] = "********"
         shown["api_keys"] = ["********"] * len(self.api_keys)
         return shown
+
+
+class _WorkspaceVariables(PydanticBaseSettingsSource):
+    """The documented flat variables of the workspace backends (ANVYL_GCP_PROJECT, ...), as flat
+    keys that the `workspace` field's folding turns into its section."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        return {
+            key: environment[f"anvyl_{key}"] for key in flat_keys() if f"anvyl_{key}" in environment
+        }
 
 
 def mask_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Workspace routes: list, show, remove (and purge their files)."""
+"""Workspace routes: list, show, remove (and purge their files), snapshot and restore."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pydantic import BaseModel
 from anvyl.orchestrator.api.auth import require_api_key
 from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
-from anvyl.orchestrator.workspaces.manager import WorkspaceBusy, WorkspaceInfo
+from anvyl.orchestrator.workspaces.base import WorkspaceError
+from anvyl.orchestrator.workspaces.manager import WorkspaceBusy, WorkspaceInfo, WorkspaceNotFound
+from anvyl.orchestrator.workspaces.snapshot_archive import SnapshotNotFound
+from anvyl.orchestrator.workspaces.snapshots import SnapshotInfo
 
 router = APIRouter(prefix="/workspaces", dependencies=[Depends(require_api_key)],
                    responses={401: {"model": Problem}})  # fmt: skip
@@ -33,6 +36,27 @@ class WorkspaceOut(BaseModel):
         return cls(workspace_id=info.id, repo_url=info.repo_url, backend=info.backend, status=info.status,
                    running=info.running, handle=info.handle, created_at=info.created_at,
                    last_used_at=info.last_used_at)  # fmt: skip
+
+
+class SnapshotOut(BaseModel):
+    workspace_id: str
+    snapshot: str  # its name: the UTC time it was taken
+    location: str  # gs://bucket/snapshots/{workspace_id}/{snapshot}.tar.gz
+    size: int  # bytes of the tar.gz
+    created_at: datetime
+    members: int | None  # entries of the archive
+
+    @classmethod
+    def of(cls, info: SnapshotInfo) -> SnapshotOut:
+        return cls(workspace_id=info.workspace_id, snapshot=info.name, location=info.url, size=info.size,
+                   created_at=info.created, members=info.members)  # fmt: skip
+
+
+def _snapshot_problem(exc: WorkspaceError) -> HTTPException:
+    """404: no such workspace or snapshot; 409: no bucket, a busy workspace, or one whose files
+    cannot be read or written now (the message says which)."""
+    return HTTPException(404 if isinstance(exc, WorkspaceNotFound | SnapshotNotFound) else 409,
+                         str(exc))  # fmt: skip
 
 
 @router.get("", response_model=list[WorkspaceOut])
@@ -61,3 +85,29 @@ async def delete_workspace(
         raise HTTPException(409, str(exc)) from exc
     if not found:
         raise HTTPException(404, f"no workspace with id {workspace_id!r}")
+
+
+@router.post("/{workspace_id}/snapshot", status_code=201, response_model=SnapshotOut,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+async def snapshot_workspace(workspace_id: str, svc: SvcDep) -> SnapshotOut:
+    """Upload a snapshot of the workspace's files to the bucket (ANVYL_GCS_BUCKET)."""
+    try:
+        return SnapshotOut.of(await svc.workspaces.snapshot(workspace_id))
+    except WorkspaceError as exc:
+        raise _snapshot_problem(exc) from exc
+
+
+@router.post("/{workspace_id}/restore", response_model=SnapshotOut,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+async def restore_workspace(
+    workspace_id: str,
+    svc: SvcDep,
+    snapshot: Annotated[
+        str | None, Query(description="the snapshot's name; default: the latest")
+    ] = None,
+) -> SnapshotOut:
+    """Replace the workspace's files with those of a snapshot."""
+    try:
+        return SnapshotOut.of(await svc.workspaces.restore(workspace_id, snapshot))
+    except WorkspaceError as exc:
+        raise _snapshot_problem(exc) from exc

@@ -10,21 +10,24 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
-from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import (
     WORKER_PORT,
     OwnedWorker,
     WorkerEndpoint,
     WorkspaceError,
 )
+from anvyl.orchestrator.workspaces.config import BackendContext, DockerWorkspaceConfig
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient
+
+if TYPE_CHECKING:
+    from anvyl.orchestrator.workspaces.snapshot_files import DockerContainerFiles
 
 LABEL_MANAGED = "anvyl.managed"
 LABEL_WORKSPACE = "anvyl.workspace"
@@ -34,15 +37,15 @@ TOKEN_ENV = "ANVYL_WORKER_TOKEN"
 _DOCKER_TIMEOUT_S = 60
 
 
-def docker_client(settings: Settings) -> docker.DockerClient:
-    if settings.docker_url:
-        return docker.DockerClient(base_url=settings.docker_url, timeout=_DOCKER_TIMEOUT_S)
+def docker_client(config: DockerWorkspaceConfig) -> docker.DockerClient:
+    if config.docker_url:
+        return docker.DockerClient(base_url=config.docker_url, timeout=_DOCKER_TIMEOUT_S)
     return docker.from_env(timeout=_DOCKER_TIMEOUT_S)
 
 
-def docker_available(settings: Settings) -> bool:
+def docker_available(config: DockerWorkspaceConfig) -> bool:
     try:
-        client = docker_client(settings)
+        client = docker_client(config)
         try:
             return bool(client.ping())
         finally:
@@ -54,10 +57,11 @@ def docker_available(settings: Settings) -> bool:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.client = docker_client(settings)
-        self._prefix = "anvyl-" if settings.instance == "default" else f"anvyl-{settings.instance}-"
+    def __init__(self, config: DockerWorkspaceConfig, context: BackendContext) -> None:
+        self.config = config
+        self.instance = context.instance
+        self.client = docker_client(config)
+        self._prefix = "anvyl-" if self.instance == "default" else f"anvyl-{self.instance}-"
 
     # Names and labels -------------------------------------------------------------------------
 
@@ -70,7 +74,7 @@ class DockerBackend:
     def labels(self, workspace_id: str) -> dict[str, str]:
         return {
             LABEL_MANAGED: "true",
-            LABEL_INSTANCE: self.settings.instance,
+            LABEL_INSTANCE: self.instance,
             LABEL_WORKSPACE: workspace_id,
         }
 
@@ -79,6 +83,14 @@ class DockerBackend:
 
     def clone_url(self, repo: RepoRef) -> str:
         return SOURCE_MOUNT if repo.local_path is not None else repo.url
+
+    def workspace_files(self, workspace_id: str) -> DockerContainerFiles:
+        """The workspace's files (its container's /workspace), for snapshots."""
+        from anvyl.orchestrator.workspaces.snapshot_files import DockerContainerFiles
+
+        return DockerContainerFiles(
+            self.client, self.container_name(workspace_id), volume=self.volume_name(workspace_id)
+        )
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -112,7 +124,7 @@ class DockerBackend:
         if repo.local_path is not None:
             volumes[str(repo.local_path)] = {"bind": SOURCE_MOUNT, "mode": "ro"}
         options: dict[str, Any] = dict(
-            image=self.settings.agent_image,
+            image=self.config.image,
             name=self.container_name(workspace_id),
             labels=labels,
             environment={TOKEN_ENV: secrets.token_urlsafe(32)},
@@ -124,16 +136,16 @@ class DockerBackend:
             user="1000:1000",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            nano_cpus=int(self.settings.workspace_cpus * 1e9),
-            mem_limit=self.settings.workspace_memory,
-            pids_limit=self.settings.workspace_pids,
+            nano_cpus=int(self.config.cpus * 1e9),
+            mem_limit=self.config.memory,
+            pids_limit=self.config.pids,
             detach=True,
         )
         try:
             return self.client.containers.create(**options)
         except docker.errors.ImageNotFound as exc:
             raise WorkspaceError(
-                f"worker image {self.settings.agent_image!r} not found: build it with "
+                f"worker image {self.config.image!r} not found: build it with "
                 "scripts/build-images.sh (or set ANVYL_AGENT_IMAGE)"
             ) from exc
         except docker.errors.APIError as exc:
@@ -195,9 +207,7 @@ class DockerBackend:
 
     async def list_owned(self) -> list[OwnedWorker]:
         def owned() -> list[OwnedWorker]:
-            filters = {
-                "label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.settings.instance}"]
-            }
+            filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.instance}"]}
             return [
                 OwnedWorker(
                     c.labels[LABEL_WORKSPACE], c.id or "", c.status == "running", self._unusable(c)
@@ -209,8 +219,8 @@ class DockerBackend:
 
     def _unusable(self, container: Container) -> str | None:
         config = container.attrs["Config"]
-        if config.get("Image") != self.settings.agent_image:
-            return f"runs image {config.get('Image')!r}, not {self.settings.agent_image!r}"
+        if config.get("Image") != self.config.image:
+            return f"runs image {config.get('Image')!r}, not {self.config.image!r}"
         if not any(item.startswith(f"{TOKEN_ENV}=") for item in config.get("Env") or []):
             return "has no worker token"
         if f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):

@@ -17,11 +17,15 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import OwnedWorker, WorkerEndpoint, WorkspaceError
+from anvyl.orchestrator.workspaces.config import BackendContext, LocalWorkspaceConfig
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient
+
+if TYPE_CHECKING:
+    from anvyl.orchestrator.workspaces.snapshot_files import DirectoryFiles
 
 _STOP_TIMEOUT_S = 5.0
 _LOG_LINES_KEPT = 200
@@ -55,11 +59,11 @@ class _Worker:
     log: Path
 
 
-def bwrap_path(settings: Settings) -> str | None:
-    if settings.workspace_sandbox == "none":
+def bwrap_path(config: LocalWorkspaceConfig) -> str | None:
+    if config.sandbox == "none":
         return None
     found = shutil.which("bwrap")
-    if found is None and settings.workspace_sandbox == "bwrap":
+    if found is None and config.sandbox == "bwrap":
         raise WorkspaceError("workspace_sandbox=bwrap but bubblewrap (bwrap) is not installed")
     return found
 
@@ -74,14 +78,21 @@ def _free_port() -> int:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.root = settings.data_dir / "workspaces"
-        self._bwrap = bwrap_path(settings)
+    def __init__(self, config: LocalWorkspaceConfig, context: BackendContext) -> None:
+        self.config = config
+        self.data_dir = context.data_dir
+        self.root = context.data_dir / "workspaces"
+        self._bwrap = bwrap_path(config)
         self._workers: dict[str, _Worker] = {}
 
     def directory(self, workspace_id: str) -> Path:
         return self.root / workspace_id / "files"
+
+    def workspace_files(self, workspace_id: str) -> DirectoryFiles:
+        """The workspace's files (its directory), for snapshots."""
+        from anvyl.orchestrator.workspaces.snapshot_files import DirectoryFiles
+
+        return DirectoryFiles(self.directory(workspace_id))
 
     def worker_client(self, endpoint: WorkerEndpoint) -> WorkerClient:
         return WorkerClient(endpoint.base_url, endpoint.token)
@@ -98,7 +109,7 @@ class LocalBackend:
             self._bwrap, "--die-with-parent", "--new-session",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", str(self.settings.data_dir.resolve()),
+            "--tmpfs", str(self.data_dir.resolve()),
             "--bind", str(workspace), str(workspace),
             # The worker's own Python (a virtualenv or editable sources may sit under the private /tmp).
             *(arg for path in self._hidden_python_paths() for arg in ("--ro-bind", str(path), str(path))),
@@ -110,7 +121,7 @@ class LocalBackend:
 
     def _hidden_python_paths(self) -> list[Path]:
         """Directories of this Python environment that the sandbox's private mounts would hide."""
-        hidden_roots = [Path("/tmp"), self.settings.data_dir.resolve()]
+        hidden_roots = [Path("/tmp"), self.data_dir.resolve()]
         found: list[Path] = []
         for entry in sorted({Path(p).resolve() for p in (sys.prefix, *sys.path) if p}):
             if not entry.is_dir() or not any(entry.is_relative_to(root) for root in hidden_roots):

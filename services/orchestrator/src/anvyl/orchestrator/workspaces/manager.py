@@ -4,6 +4,10 @@ Tasks of one workspace run one at a time (a lock per workspace); different works
 A workspace's row says where it lives and whether its worker was stopped or removed; whether it is
 busy and when it was last used are read from its tasks, so a task costs the row no write (only the
 first task a process runs in a workspace registers it).
+
+With a snapshot bucket (docker and local backends), a known workspace whose files are missing on
+this host (another host ran it, or this one lost its disk) is restored from its latest snapshot
+when its worker starts.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
+from anvyl.orchestrator.workspaces.config import BackendContext, get_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef
+from anvyl.orchestrator.workspaces.snapshots import (
+    SnapshotInfo,
+    SnapshotNotFound,
+    SnapshotStore,
+    SnapshotsUnavailable,
+    new_snapshot_store,
+)
 from anvyl.worker.client import WorkerClient, WorkerError, WorkerUnreachable
 from anvyl.worker.models import GitCloneRequest, GitCloneResult
 
@@ -86,20 +98,13 @@ class ActiveWorkspace:
     sync: GitCloneResult
 
 
+class WorkspaceNotFound(WorkspaceError):
+    """No workspace with that id."""
+
+
 def create_backend(settings: Settings) -> WorkspaceBackend:
-    from anvyl.orchestrator.workspaces.docker import DockerBackend, docker_available
-    from anvyl.orchestrator.workspaces.local import LocalBackend
-
-    choice = settings.workspace_backend
-    if choice == "auto":
-        choice = "docker" if docker_available(settings) else "local"
-    if choice == "docker":
-        return DockerBackend(settings)
-    if choice == "cloudrun":
-        from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
-
-        return CloudRunBackend(settings)
-    return LocalBackend(settings)
+    """The backend `settings.workspace` describes (auto: docker when a daemon answers, else local)."""
+    return get_backend(settings.workspace, BackendContext(settings.instance, settings.data_dir))
 
 
 def _checkout_failed(repo: RepoRef, error: WorkerError) -> WorkspaceError:
@@ -116,6 +121,12 @@ class WorkspaceManager:
         self.tasks = tasks
         self._locks: dict[str, asyncio.Lock] = {}
         self._clients: dict[str, tuple[WorkerEndpoint, WorkerClient]] = {}
+        self.snapshots: SnapshotStore | None = None
+        self.snapshots_off = ""  # why there are none, when there are none
+        try:
+            self.snapshots = new_snapshot_store(settings, backend)
+        except SnapshotsUnavailable as exc:
+            self.snapshots_off = str(exc)
 
     @asynccontextmanager
     async def acquire(self, repo: RepoRef, emit: EventSink) -> AsyncIterator[ActiveWorkspace]:
@@ -166,10 +177,13 @@ class WorkspaceManager:
                 log.warning("workspace.unhealthy", workspace_id=repo.workspace_id)
                 await self._forget(repo.workspace_id)
         started = time.perf_counter()
+        missing = await self._files_missing(repo.workspace_id)  # before the backend makes them
         endpoint = await self.backend.ensure_running(repo)
         client = self.backend.worker_client(endpoint)
         try:
             await self._wait_healthy(client, repo.workspace_id)
+            if missing:
+                await self._restore_missing(repo.workspace_id, emit)
         except BaseException:
             await client.aclose()
             raise
@@ -202,6 +216,31 @@ class WorkspaceManager:
             # A refused connection answers at once: polling often costs nothing and starts sooner.
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.02)
+
+    async def _files_missing(self, workspace_id: str) -> bool:
+        """A known workspace (it has a row) whose files are not on this host, with snapshots on."""
+        if self.snapshots is None or not await self._exists(workspace_id):
+            return False
+        files = self.snapshots.files(workspace_id)
+        return not await asyncio.to_thread(files.present)
+
+    async def _restore_missing(self, workspace_id: str, emit: EventSink) -> None:
+        assert self.snapshots is not None
+        try:
+            info = await self.snapshots.restore(workspace_id)
+        except SnapshotNotFound:
+            log.info("workspace.no_snapshot", workspace_id=workspace_id)
+            return
+        except WorkspaceError as exc:
+            # Drop the empty files just made, so the next task tries the restore again instead
+            # of starting from a fresh clone.
+            await self.backend.remove(workspace_id, purge=True)
+            raise WorkspaceError(
+                f"workspace {workspace_id}: its files are not on this host and restoring its "
+                f"latest snapshot failed: {exc}"
+            ) from exc
+        log.info("workspace.restored", workspace_id=workspace_id, snapshot=info.name)
+        await emit("workspace.restored", {"snapshot": info.name, "members": info.members})
 
     async def _forget(self, workspace_id: str) -> None:
         cached = self._clients.pop(workspace_id, None)
@@ -328,10 +367,13 @@ class WorkspaceManager:
             for row, last_used, busy in await self._usage()
         ]
 
+    async def _exists(self, workspace_id: str) -> bool:
+        parameters = {"workspace_id": workspace_id}
+        return await self.db.read(lambda c: c.execute(_FIND, parameters).first()) is not None
+
     async def remove(self, workspace_id: str, *, purge: bool) -> bool:
         """Stop and remove a workspace's worker (and its files with `purge`). False if unknown."""
-        parameters = {"workspace_id": workspace_id}
-        if await self.db.read(lambda c: c.execute(_FIND, parameters).first()) is None:
+        if not await self._exists(workspace_id):
             return False
         if await self.tasks.has_active_task(workspace_id):
             raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
@@ -344,7 +386,32 @@ class WorkspaceManager:
                 await self._set_status(workspace_id, "removed")
         return True
 
+    # Snapshots --------------------------------------------------------------------------------
+
+    async def snapshot(self, workspace_id: str) -> SnapshotInfo:
+        """Upload a snapshot of the workspace's files (not while a task runs in it)."""
+        store = await self._snapshot_store(workspace_id)
+        async with self._locks.setdefault(workspace_id, asyncio.Lock()):
+            return await store.snapshot(workspace_id)
+
+    async def restore(self, workspace_id: str, snapshot: str | None = None) -> SnapshotInfo:
+        """Replace the workspace's files with a snapshot's (default: the latest)."""
+        store = await self._snapshot_store(workspace_id)
+        async with self._locks.setdefault(workspace_id, asyncio.Lock()):
+            return await store.restore(workspace_id, snapshot)
+
+    async def _snapshot_store(self, workspace_id: str) -> SnapshotStore:
+        if not await self._exists(workspace_id):
+            raise WorkspaceNotFound(f"no workspace with id {workspace_id!r}")
+        if self.snapshots is None:
+            raise SnapshotsUnavailable(self.snapshots_off)
+        if await self.tasks.has_active_task(workspace_id):
+            raise WorkspaceBusy(f"workspace {workspace_id} is running a task; wait for its end")
+        return self.snapshots
+
     async def close(self) -> None:
+        if self.snapshots is not None:
+            await self.snapshots.close()
         for workspace_id in list(self._clients):
             await self._forget(workspace_id)
         await self.backend.close()
