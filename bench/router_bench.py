@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from anvyl.orchestrator.llm.testing import read_body
 from common import free_port
 
 # LiteLLM fetches a price map from GitHub at import; there is no network here.
@@ -53,12 +54,7 @@ STREAM = (
 async def canned_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     streaming = b'"stream":true' in body.replace(b" ", b"")
     payload, content_type = (
         (STREAM, b"text/event-stream") if streaming else (COMPLETION, b"application/json")

@@ -16,40 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
-from anvyl.worker.models import (
-    ExecKillResult,
-    ExecRequest,
-    ExecResult,
-    ExecStreamEvent,
-    FileContent,
-    FileDeleteRequest,
-    FileDeleteResult,
-    FileList,
-    FileListRequest,
-    FileMoveRequest,
-    FileMoveResult,
-    FileReadRequest,
-    FileWriteRequest,
-    FileWriteResult,
-    GitCheckoutRequest,
-    GitCheckoutResult,
-    GitCloneRequest,
-    GitCloneResult,
-    GitCommitRequest,
-    GitCommitResult,
-    GitDiff,
-    GitDiffRequest,
-    GitFetchRequest,
-    GitFetchResult,
-    GitLog,
-    GitLogRequest,
-    GitPathRequest,
-    GitStatus,
-    Health,
-    Info,
-    SearchRequest,
-    SearchResult,
-)
+from anvyl.worker import models
 
 ResponseT = TypeVar("ResponseT", bound=BaseModel)
 # Headers a call needs beyond the worker token, fetched per call (Cloud Run's ID token).
@@ -176,27 +143,29 @@ class WorkerClient:
         """Whether the worker answered a call in the last `seconds`."""
         return self._answered_at is not None and time.monotonic() - self._answered_at < seconds
 
-    async def health(self, timeout: float = 2.0) -> Health:
-        return await self._call("GET", "/health", Health, timeout=timeout)
+    async def health(self, timeout: float = 2.0) -> models.Health:
+        return await self._call("GET", "/health", models.Health, timeout=timeout)
 
-    async def exec(self, request: ExecRequest) -> ExecResult:
+    async def exec(self, request: models.ExecRequest) -> models.ExecResult:
         # The HTTP read timeout follows the command's own timeout, plus room for the answer.
         return await self._call(
-            "POST", "/exec", ExecResult, request, timeout=request.timeout_s + 30
+            "POST", "/exec", models.ExecResult, request, timeout=request.timeout_s + 30
         )
 
-    async def run(self, *argv: str, cwd: str = ".", timeout_s: float = 60.0) -> ExecResult:
-        return await self.exec(ExecRequest(argv=list(argv), cwd=cwd, timeout_s=timeout_s))
+    async def run(self, *argv: str, cwd: str = ".", timeout_s: float = 60.0) -> models.ExecResult:
+        return await self.exec(models.ExecRequest(argv=list(argv), cwd=cwd, timeout_s=timeout_s))
 
     async def shell(
         self, command: str, *, cwd: str = ".", timeout_s: float = 60.0, **options: Any
-    ) -> ExecResult:
+    ) -> models.ExecResult:
         """Run `command` with /bin/sh -c (options: env, stdin, max_output_bytes, exec_id)."""
         return await self.exec(
-            ExecRequest(command=command, cwd=cwd, timeout_s=timeout_s, **options)
+            models.ExecRequest(command=command, cwd=cwd, timeout_s=timeout_s, **options)
         )
 
-    async def exec_stream(self, request: ExecRequest) -> AsyncGenerator[ExecStreamEvent]:
+    async def exec_stream(
+        self, request: models.ExecRequest
+    ) -> AsyncGenerator[models.ExecStreamEvent]:
         """Yield output events as the command produces them; the last event has `result` set.
 
         Closing the generator early (`contextlib.aclosing`, or a cancel) closes the connection,
@@ -215,18 +184,18 @@ class WorkerClient:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield ExecStreamEvent.model_validate_json(line)
+                            yield models.ExecStreamEvent.model_validate_json(line)
                 if pending.strip():
-                    yield ExecStreamEvent.model_validate_json(pending)
+                    yield models.ExecStreamEvent.model_validate_json(pending)
         except _TRANSPORT_ERRORS as exc:
             raise WorkerUnreachable(f"worker at {self.base_url} unreachable: {exc!r}") from exc
 
-    async def kill(self, exec_id: str) -> ExecKillResult:
+    async def kill(self, exec_id: str) -> models.ExecKillResult:
         """Kill the process group of the running command started with this `exec_id`."""
-        return await self._call("POST", f"/exec/{exec_id}/kill", ExecKillResult, timeout=10)
+        return await self._call("POST", f"/exec/{exec_id}/kill", models.ExecKillResult, timeout=10)
 
-    async def info(self, timeout: float = 15.0) -> Info:
-        return await self._call("GET", "/info", Info, timeout=timeout)
+    async def info(self, timeout: float = 15.0) -> models.Info:
+        return await self._call("GET", "/info", models.Info, timeout=timeout)
 
     # ---------------------------------------------------------------------------------- files
 
@@ -237,11 +206,11 @@ class WorkerClient:
         start_line: int | None = None,
         end_line: int | None = None,
         max_bytes: int | None = None,
-    ) -> FileContent:
-        request = FileReadRequest(path=path, start_line=start_line, end_line=end_line)
+    ) -> models.FileContent:
+        request = models.FileReadRequest(path=path, start_line=start_line, end_line=end_line)
         if max_bytes is not None:
             request.max_bytes = max_bytes
-        return await self._call("POST", "/files/read", FileContent, request, timeout=120)
+        return await self._call("POST", "/files/read", models.FileContent, request, timeout=120)
 
     async def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
         """The file's bytes, whether the worker sent them as text or as base64."""
@@ -258,12 +227,12 @@ class WorkerClient:
         create_parents: bool = True,
         overwrite: bool = True,
         mode: int | None = None,
-    ) -> FileWriteResult:
+    ) -> models.FileWriteResult:
         if isinstance(content, bytes):
             text, encoding = base64.b64encode(content).decode("ascii"), "base64"
         else:
             text, encoding = content, "utf-8"
-        request = FileWriteRequest(
+        request = models.FileWriteRequest(
             path=path,
             content=text,
             encoding=encoding,
@@ -271,7 +240,9 @@ class WorkerClient:
             overwrite=overwrite,
             mode=mode,
         )
-        return await self._call("POST", "/files/write", FileWriteResult, request, timeout=120)
+        return await self._call(
+            "POST", "/files/write", models.FileWriteResult, request, timeout=120
+        )
 
     async def list_files(
         self,
@@ -282,8 +253,8 @@ class WorkerClient:
         include_git: bool = False,
         include_hidden: bool = True,
         max_entries: int = 2000,
-    ) -> FileList:
-        request = FileListRequest(
+    ) -> models.FileList:
+        request = models.FileListRequest(
             path=path,
             glob=glob,
             depth=depth,
@@ -291,55 +262,67 @@ class WorkerClient:
             include_hidden=include_hidden,
             max_entries=max_entries,
         )
-        return await self._call("POST", "/files/list", FileList, request, timeout=120)
+        return await self._call("POST", "/files/list", models.FileList, request, timeout=120)
 
-    async def search(self, pattern: str, path: str = ".", **options: Any) -> SearchResult:
+    async def search(self, pattern: str, path: str = ".", **options: Any) -> models.SearchResult:
         """Regex search over files (options: glob, case_insensitive, max_results,
         max_file_bytes, include_git, timeout_s)."""
-        request = SearchRequest(pattern=pattern, path=path, **options)
+        request = models.SearchRequest(pattern=pattern, path=path, **options)
         return await self._call(
-            "POST", "/files/search", SearchResult, request, timeout=request.timeout_s + 30
+            "POST", "/files/search", models.SearchResult, request, timeout=request.timeout_s + 30
         )
 
     async def delete(
         self, path: str, *, recursive: bool = False, missing_ok: bool = False
-    ) -> FileDeleteResult:
-        request = FileDeleteRequest(path=path, recursive=recursive, missing_ok=missing_ok)
-        return await self._call("POST", "/files/delete", FileDeleteResult, request, timeout=120)
+    ) -> models.FileDeleteResult:
+        request = models.FileDeleteRequest(path=path, recursive=recursive, missing_ok=missing_ok)
+        return await self._call(
+            "POST", "/files/delete", models.FileDeleteResult, request, timeout=120
+        )
 
     async def move(
         self, src: str, dst: str, *, overwrite: bool = False, create_parents: bool = True
-    ) -> FileMoveResult:
-        request = FileMoveRequest(
+    ) -> models.FileMoveResult:
+        request = models.FileMoveRequest(
             src=src, dst=dst, overwrite=overwrite, create_parents=create_parents
         )
-        return await self._call("POST", "/files/move", FileMoveResult, request, timeout=120)
+        return await self._call("POST", "/files/move", models.FileMoveResult, request, timeout=120)
 
     # ------------------------------------------------------------------------------------ git
 
-    async def git_clone(self, request: GitCloneRequest) -> GitCloneResult:
-        return await self._call("POST", "/git/clone", GitCloneResult, request, timeout=660)
+    async def git_clone(self, request: models.GitCloneRequest) -> models.GitCloneResult:
+        return await self._call("POST", "/git/clone", models.GitCloneResult, request, timeout=660)
 
-    async def git_fetch(self, request: GitFetchRequest | None = None) -> GitFetchResult:
+    async def git_fetch(
+        self, request: models.GitFetchRequest | None = None
+    ) -> models.GitFetchResult:
         return await self._call(
-            "POST", "/git/fetch", GitFetchResult, request or GitFetchRequest(), timeout=660
+            "POST",
+            "/git/fetch",
+            models.GitFetchResult,
+            request or models.GitFetchRequest(),
+            timeout=660,
         )
 
-    async def git_status(self, path: str = ".") -> GitStatus:
+    async def git_status(self, path: str = ".") -> models.GitStatus:
         return await self._call(
-            "POST", "/git/status", GitStatus, GitPathRequest(path=path), timeout=660
+            "POST", "/git/status", models.GitStatus, models.GitPathRequest(path=path), timeout=660
         )
 
-    async def git_diff(self, request: GitDiffRequest | None = None) -> GitDiff:
+    async def git_diff(self, request: models.GitDiffRequest | None = None) -> models.GitDiff:
         return await self._call(
-            "POST", "/git/diff", GitDiff, request or GitDiffRequest(), timeout=660
+            "POST", "/git/diff", models.GitDiff, request or models.GitDiffRequest(), timeout=660
         )
 
-    async def git_log(self, request: GitLogRequest | None = None) -> GitLog:
-        return await self._call("POST", "/git/log", GitLog, request or GitLogRequest(), timeout=660)
+    async def git_log(self, request: models.GitLogRequest | None = None) -> models.GitLog:
+        return await self._call(
+            "POST", "/git/log", models.GitLog, request or models.GitLogRequest(), timeout=660
+        )
 
-    async def git_checkout(self, request: GitCheckoutRequest) -> GitCheckoutResult:
-        return await self._call("POST", "/git/checkout", GitCheckoutResult, request, timeout=660)
+    async def git_checkout(self, request: models.GitCheckoutRequest) -> models.GitCheckoutResult:
+        return await self._call(
+            "POST", "/git/checkout", models.GitCheckoutResult, request, timeout=660
+        )
 
-    async def git_commit(self, request: GitCommitRequest) -> GitCommitResult:
-        return await self._call("POST", "/git/commit", GitCommitResult, request, timeout=660)
+    async def git_commit(self, request: models.GitCommitRequest) -> models.GitCommitResult:
+        return await self._call("POST", "/git/commit", models.GitCommitResult, request, timeout=660)

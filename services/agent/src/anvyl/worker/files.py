@@ -17,22 +17,7 @@ import stat
 import time
 from pathlib import Path
 
-from anvyl.worker.models import (
-    FileContent,
-    FileDeleteRequest,
-    FileDeleteResult,
-    FileEntry,
-    FileList,
-    FileListRequest,
-    FileMoveRequest,
-    FileMoveResult,
-    FileReadRequest,
-    FileWriteRequest,
-    FileWriteResult,
-    SearchMatch,
-    SearchRequest,
-    SearchResult,
-)
+from anvyl.worker import models
 from anvyl.worker.paths import PathOutsideWorkspace, relative, resolve_entry, resolve_inside
 
 _SNIFF_BYTES = 8192
@@ -58,7 +43,7 @@ def _is_binary(sample: bytes) -> bool:
     return False
 
 
-def read_file(root: Path, request: FileReadRequest) -> FileContent:
+def read_file(root: Path, request: models.FileReadRequest) -> models.FileContent:
     path = resolve_inside(root, request.path)
     mode = os.stat(path).st_mode
     if stat.S_ISDIR(mode):
@@ -74,7 +59,7 @@ def read_file(root: Path, request: FileReadRequest) -> FileContent:
         cap = request.max_bytes
         if binary:
             data = handle.read(cap + 1)
-            return FileContent(
+            return models.FileContent(
                 path=rel,
                 size=size,
                 binary=True,
@@ -88,7 +73,7 @@ def read_file(root: Path, request: FileReadRequest) -> FileContent:
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
             text = decoder.decode(data[:cap], final=not truncated)
             total = None if truncated else text.count("\n") + (0 if text.endswith("\n") else 1)
-            return FileContent(
+            return models.FileContent(
                 path=rel,
                 size=size,
                 binary=False,
@@ -119,7 +104,7 @@ def read_file(root: Path, request: FileReadRequest) -> FileContent:
             kept.append(line)
             used += len(line)
             last = lines_seen
-        return FileContent(
+        return models.FileContent(
             path=rel,
             size=size,
             binary=False,
@@ -132,7 +117,7 @@ def read_file(root: Path, request: FileReadRequest) -> FileContent:
         )
 
 
-def write_file(root: Path, request: FileWriteRequest) -> FileWriteResult:
+def write_file(root: Path, request: models.FileWriteRequest) -> models.FileWriteResult:
     """Write atomically: a temporary file in the same directory, then rename over the target."""
     if request.encoding == "base64":
         try:
@@ -185,7 +170,9 @@ def write_file(root: Path, request: FileWriteRequest) -> FileWriteResult:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return FileWriteResult(path=relative(root, path), size=len(data), created=existing is None)
+    return models.FileWriteResult(
+        path=relative(root, path), size=len(data), created=existing is None
+    )
 
 
 def _entry_type(mode: int) -> str:
@@ -204,11 +191,11 @@ def _matches(glob: str | None, rel: str, name: str) -> bool:
     return fnmatch.fnmatch(rel if "/" in glob else name, glob)
 
 
-def list_files(root: Path, request: FileListRequest) -> FileList:
+def list_files(root: Path, request: models.FileListRequest) -> models.FileList:
     base = resolve_inside(root, request.path)
     if not base.is_dir():
         raise FileOperationError(f"{request.path!r} is not a directory")
-    entries: list[FileEntry] = []
+    entries: list[models.FileEntry] = []
     truncated = False
     # Breadth-first, depth-limited, never following symlinked directories.
     level = [base]
@@ -238,17 +225,19 @@ def list_files(root: Path, request: FileListRequest) -> FileList:
                         truncated = True
                         break
                     entries.append(
-                        FileEntry(path=rel, type=kind, size=st.st_size if kind == "file" else None)
+                        models.FileEntry(
+                            path=rel, type=kind, size=st.st_size if kind == "file" else None
+                        )
                     )
             if truncated:
                 break
         if truncated:
             break
         level = next_level
-    return FileList(path=relative(root, base), entries=entries, truncated=truncated)
+    return models.FileList(path=relative(root, base), entries=entries, truncated=truncated)
 
 
-def search(root: Path, request: SearchRequest) -> SearchResult:
+def search(root: Path, request: models.SearchRequest) -> models.SearchResult:
     flags = re.IGNORECASE if request.case_insensitive else 0
     try:
         regex = re.compile(request.pattern.encode("utf-8"), flags)
@@ -256,7 +245,7 @@ def search(root: Path, request: SearchRequest) -> SearchResult:
         raise FileOperationError(f"invalid regular expression: {exc}") from exc
     base = resolve_inside(root, request.path)
     deadline = time.monotonic() + request.timeout_s
-    matches: list[SearchMatch] = []
+    matches: list[models.SearchMatch] = []
     scanned = 0
 
     def scan(path: Path) -> bool:
@@ -277,7 +266,9 @@ def search(root: Path, request: SearchRequest) -> SearchResult:
         for number, line in enumerate(data.splitlines(), start=1):
             if regex.search(line[:_MAX_SEARCH_LINE]):
                 text = line.decode("utf-8", errors="replace")
-                matches.append(SearchMatch(path=rel, line=number, text=text[:_MAX_MATCH_TEXT]))
+                matches.append(
+                    models.SearchMatch(path=rel, line=number, text=text[:_MAX_MATCH_TEXT])
+                )
                 if len(matches) >= request.max_results:
                     return False
             if number % 1000 == 0 and time.monotonic() > deadline:
@@ -299,10 +290,10 @@ def search(root: Path, request: SearchRequest) -> SearchResult:
 
 
 def _search_result(
-    matches: list[SearchMatch], request: SearchRequest, scanned: int, deadline: float
-) -> SearchResult:
+    matches: list[models.SearchMatch], request: models.SearchRequest, scanned: int, deadline: float
+) -> models.SearchResult:
     timed_out = time.monotonic() > deadline
-    return SearchResult(
+    return models.SearchResult(
         matches=matches,
         truncated=len(matches) >= request.max_results or timed_out,
         timed_out=timed_out,
@@ -310,7 +301,7 @@ def _search_result(
     )
 
 
-def delete(root: Path, request: FileDeleteRequest) -> FileDeleteResult:
+def delete(root: Path, request: models.FileDeleteRequest) -> models.FileDeleteResult:
     path = resolve_entry(root, request.path)
     if path == root:
         raise FileOperationError("refusing to delete the workspace root", status=403)
@@ -319,7 +310,7 @@ def delete(root: Path, request: FileDeleteRequest) -> FileDeleteResult:
         st = os.lstat(path)
     except FileNotFoundError:
         if request.missing_ok:
-            return FileDeleteResult(path=rel, deleted=False)
+            return models.FileDeleteResult(path=rel, deleted=False)
         raise FileOperationError(f"{request.path!r} does not exist", status=404) from None
     if stat.S_ISDIR(st.st_mode):
         if request.recursive:
@@ -336,10 +327,10 @@ def delete(root: Path, request: FileDeleteRequest) -> FileDeleteResult:
                 raise
     else:
         os.unlink(path)  # a symlink is removed itself, never what it points to
-    return FileDeleteResult(path=rel, deleted=True)
+    return models.FileDeleteResult(path=rel, deleted=True)
 
 
-def move(root: Path, request: FileMoveRequest) -> FileMoveResult:
+def move(root: Path, request: models.FileMoveRequest) -> models.FileMoveResult:
     src = resolve_entry(root, request.src)
     dst = resolve_entry(root, request.dst)
     if src == root or dst == root:
@@ -359,4 +350,4 @@ def move(root: Path, request: FileMoveRequest) -> FileMoveResult:
         if resolve_inside(root, relative(root, dst.parent)) != dst.parent:
             raise PathOutsideWorkspace(f"path {request.dst!r} is outside the workspace")
     os.replace(src, dst)
-    return FileMoveResult(src=relative(root, src), dst=relative(root, dst))
+    return models.FileMoveResult(src=relative(root, src), dst=relative(root, dst))

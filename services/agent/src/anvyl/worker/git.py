@@ -8,27 +8,9 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from anvyl.worker.models import (
-    ExecResult,
-    GitCheckoutRequest,
-    GitCheckoutResult,
-    GitCloneRequest,
-    GitCloneResult,
-    GitCommitInfo,
-    GitCommitRequest,
-    GitCommitResult,
-    GitDiff,
-    GitDiffFile,
-    GitDiffRequest,
-    GitFetchRequest,
-    GitFetchResult,
-    GitLog,
-    GitLogRequest,
-    GitStatus,
-    GitStatusEntry,
-)
+from anvyl.worker import models
 from anvyl.worker.processes import run_command
 
 # Transports git may use; `ext::` and friends (which run arbitrary commands) are never allowed.
@@ -141,7 +123,7 @@ async def git(
     env: Mapping[str, str] | None = None,
     stdin: str | None = None,
     max_output_bytes: int = 1_000_000,
-) -> ExecResult:
+) -> models.ExecResult:
     argv = ["git", *args]
     full_env = git_env()
     if env:
@@ -157,20 +139,20 @@ async def git(
 
 
 class GitCommandFailed(RuntimeError):
-    def __init__(self, what: str, result: ExecResult) -> None:
+    def __init__(self, what: str, result: models.ExecResult) -> None:
         detail = (result.stderr or result.stdout).strip()[-2000:]
         super().__init__(f"{what} failed (exit {result.exit_code}): {detail}")
         self.result = result
 
 
-async def _checked(args: list[str], cwd: Path, what: str, **kwargs: Any) -> ExecResult:
+async def _checked(args: list[str], cwd: Path, what: str, **kwargs: Any) -> models.ExecResult:
     result = await git(args, cwd, **kwargs)
     if result.exit_code != 0:
         raise GitCommandFailed(what, result)
     return result
 
 
-async def clone_or_fetch(request: GitCloneRequest, dest: Path) -> GitCloneResult:
+async def clone_or_fetch(request: models.GitCloneRequest, dest: Path) -> models.GitCloneResult:
     """Clone into `dest`, or fetch when `dest` already holds a clone of the same URL."""
     url = check_url(request.url)
     ref = check_ref(request.ref) if request.ref else None
@@ -196,7 +178,7 @@ async def clone_or_fetch(request: GitCloneRequest, dest: Path) -> GitCloneResult
         await _checked([*args, "--", url, str(dest)], dest.parent, "git clone")
         action = "cloned"
     head = (await git(["rev-parse", "HEAD"], dest)).stdout.strip()
-    return GitCloneResult(action=action, path=str(dest), head=head)
+    return models.GitCloneResult(action=action, path=str(dest), head=head)
 
 
 def check_remote(remote: str) -> str:
@@ -235,7 +217,7 @@ async def require_repo(repo: Path) -> None:
         raise NotARepository(f"not a git repository: {result.stderr.strip()[:300]}")
 
 
-async def fetch(request: GitFetchRequest, repo: Path) -> GitFetchResult:
+async def fetch(request: models.GitFetchRequest, repo: Path) -> models.GitFetchResult:
     remote = check_remote(request.remote)
     ref = check_ref(request.ref) if request.ref else None
     await require_repo(repo)
@@ -248,7 +230,7 @@ async def fetch(request: GitFetchRequest, repo: Path) -> GitFetchResult:
     if ref:
         args.append(ref)
     result = await _checked(args, repo, "git fetch")
-    return GitFetchResult(
+    return models.GitFetchResult(
         path=str(repo),
         remote=remote,
         head=await _head(repo),
@@ -256,52 +238,55 @@ async def fetch(request: GitFetchRequest, repo: Path) -> GitFetchResult:
     )
 
 
-def parse_status_v2(raw: str) -> tuple[dict[str, str], list[GitStatusEntry]]:
+StatusKind = Literal["changed", "renamed", "unmerged", "untracked", "ignored"]
+# Porcelain v2 records by tag. Tracked: the number of fields before the path, and the kind; a
+# "2" record (rename or copy) is followed by the original path as a record of its own.
+_TRACKED_RECORDS: dict[str, tuple[int, StatusKind]] = {
+    "1": (8, "changed"),
+    "2": (9, "renamed"),
+    "u": (10, "unmerged"),
+}
+_UNTRACKED_RECORDS: dict[str, StatusKind] = {"?": "untracked", "!": "ignored"}
+
+
+def parse_status_v2(raw: str) -> tuple[dict[str, str], list[models.GitStatusEntry]]:
     """Parse `git status --porcelain=v2 --branch -z`."""
     headers: dict[str, str] = {}
-    entries: list[GitStatusEntry] = []
+    entries: list[models.GitStatusEntry] = []
     records = raw.split("\0")
     i = 0
     while i < len(records):
         record = records[i]
         i += 1
-        if not record:
+        tag = record[:1]
+        if record[1:2] != " ":
             continue
-        if record.startswith("# "):
+        if tag == "#":
             key, _, value = record[2:].partition(" ")
             headers[key] = value
-        elif record.startswith("1 "):
-            parts = record.split(" ", 8)
+        elif tag in _TRACKED_RECORDS:
+            path_field, kind = _TRACKED_RECORDS[tag]
+            parts = record.split(" ", path_field)
+            orig = None
+            if tag == "2":
+                orig = records[i] if i < len(records) else None
+                i += 1
             xy = parts[1]
             entries.append(
-                GitStatusEntry(path=parts[8], index=xy[0], worktree=xy[1], kind="changed")
-            )
-        elif record.startswith("2 "):
-            parts = record.split(" ", 9)
-            xy = parts[1]
-            orig = records[i] if i < len(records) else None
-            i += 1
-            entries.append(
-                GitStatusEntry(
-                    path=parts[9], orig_path=orig, index=xy[0], worktree=xy[1], kind="renamed"
+                models.GitStatusEntry(
+                    path=parts[path_field], orig_path=orig, index=xy[0], worktree=xy[1], kind=kind
                 )
             )
-        elif record.startswith("u "):
-            parts = record.split(" ", 10)
-            xy = parts[1]
+        elif tag in _UNTRACKED_RECORDS:
             entries.append(
-                GitStatusEntry(path=parts[10], index=xy[0], worktree=xy[1], kind="unmerged")
+                models.GitStatusEntry(
+                    path=record[2:], index=tag, worktree=tag, kind=_UNTRACKED_RECORDS[tag]
+                )
             )
-        elif record.startswith("? "):
-            entries.append(
-                GitStatusEntry(path=record[2:], index="?", worktree="?", kind="untracked")
-            )
-        elif record.startswith("! "):
-            entries.append(GitStatusEntry(path=record[2:], index="!", worktree="!", kind="ignored"))
     return headers, entries
 
 
-async def status(repo: Path) -> GitStatus:
+async def status(repo: Path) -> models.GitStatus:
     await require_repo(repo)
     result = await _checked(
         ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"],
@@ -316,7 +301,7 @@ async def status(repo: Path) -> GitStatus:
     if ab := headers.get("branch.ab"):
         a, _, b = ab.partition(" ")
         ahead, behind = abs(int(a)), abs(int(b))
-    return GitStatus(
+    return models.GitStatus(
         path=str(repo),
         branch=None if head_name in (None, "(detached)") else head_name,
         head=None if oid in (None, "(initial)") else oid,
@@ -331,7 +316,7 @@ async def status(repo: Path) -> GitStatus:
 _DIFF_SAFETY = ["--no-ext-diff", "--no-textconv", "--no-color"]
 
 
-async def diff(request: GitDiffRequest, repo: Path) -> GitDiff:
+async def diff(request: models.GitDiffRequest, repo: Path) -> models.GitDiff:
     ref = check_ref(request.ref) if request.ref else None
     paths = check_pathspecs(request.paths)
     await require_repo(repo)
@@ -344,7 +329,7 @@ async def diff(request: GitDiffRequest, repo: Path) -> GitDiff:
     numstat = await _checked(
         [*base, "--numstat", "-z", *tail], repo, "git diff", max_output_bytes=10_000_000
     )
-    files: list[GitDiffFile] = []
+    files: list[models.GitDiffFile] = []
     records = numstat.stdout.split("\0")
     i = 0
     while i < len(records):
@@ -360,22 +345,22 @@ async def diff(request: GitDiffRequest, repo: Path) -> GitDiff:
             path = records[i + 1] if i + 1 < len(records) else ""
             i += 2
         files.append(
-            GitDiffFile(
+            models.GitDiffFile(
                 path=path,
                 added=None if added == "-" else int(added),
                 deleted=None if deleted == "-" else int(deleted),
             )
         )
     patch = await _checked([*base, *tail], repo, "git diff", max_output_bytes=request.max_bytes)
-    return GitDiff(diff=patch.stdout, files=files, truncated=patch.truncated)
+    return models.GitDiff(diff=patch.stdout, files=files, truncated=patch.truncated)
 
 
-async def log(request: GitLogRequest, repo: Path) -> GitLog:
+async def log(request: models.GitLogRequest, repo: Path) -> models.GitLog:
     ref = check_ref(request.ref) if request.ref else None
     paths = check_pathspecs(request.paths)
     await require_repo(repo)
     if ref is None and await _head(repo) is None:
-        return GitLog(commits=[])  # no commit yet
+        return models.GitLog(commits=[])  # no commit yet
     fmt = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cn%x1f%ce%x1f%s%x1f%b"
     args = ["log", "-z", f"--max-count={request.n}", f"--format={fmt}", "--no-color"]
     if ref:
@@ -391,7 +376,7 @@ async def log(request: GitLogRequest, repo: Path) -> GitLog:
             continue
         sha, parents, an, ae, at, cn, ce, subject, body = fields[:9]
         commits.append(
-            GitCommitInfo(
+            models.GitCommitInfo(
                 sha=sha,
                 parents=parents.split(),
                 author_name=an,
@@ -403,10 +388,10 @@ async def log(request: GitLogRequest, repo: Path) -> GitLog:
                 body=body.strip(),
             )
         )
-    return GitLog(commits=commits)
+    return models.GitLog(commits=commits)
 
 
-async def checkout(request: GitCheckoutRequest, repo: Path) -> GitCheckoutResult:
+async def checkout(request: models.GitCheckoutRequest, repo: Path) -> models.GitCheckoutResult:
     ref = check_ref(request.ref)
     start = check_ref(request.start_point) if request.start_point else None
     await require_repo(repo)
@@ -422,14 +407,14 @@ async def checkout(request: GitCheckoutRequest, repo: Path) -> GitCheckoutResult
         if result.exit_code != 0:
             raise GitCommandFailed("git switch", result)
     head = await _head(repo)
-    return GitCheckoutResult(path=str(repo), branch=await _branch(repo), head=head or "")
+    return models.GitCheckoutResult(path=str(repo), branch=await _branch(repo), head=head or "")
 
 
 class NothingToCommit(GitCommandFailed):
     pass
 
 
-async def commit(request: GitCommitRequest, repo: Path) -> GitCommitResult:
+async def commit(request: models.GitCommitRequest, repo: Path) -> models.GitCommitResult:
     paths = check_pathspecs(request.paths)
     await require_repo(repo)
     if request.add_all:
@@ -452,4 +437,6 @@ async def commit(request: GitCommitRequest, repo: Path) -> GitCommitResult:
         raise GitCommandFailed("git commit", result)
     head = await _head(repo) or ""
     summary = (result.stdout.strip().splitlines() or [""])[0]
-    return GitCommitResult(path=str(repo), sha=head, branch=await _branch(repo), summary=summary)
+    return models.GitCommitResult(
+        path=str(repo), sha=head, branch=await _branch(repo), summary=summary
+    )

@@ -7,14 +7,14 @@ describes exactly these rows. A new server is a module here plus one row below.
 from typing import Any
 
 from anvyl.mcp_hub.servers.base import HubServer
-from anvyl.mcp_hub.servers.docker import DockerSettings, create_docker_server
-from anvyl.mcp_hub.servers.infra import InfraSettings, create_infra_server
-from anvyl.mcp_hub.servers.proxmox import ProxmoxSettings, create_proxmox_server
+from anvyl.mcp_hub.servers.docker import DockerSettings, DockerTools
+from anvyl.mcp_hub.servers.infra import InfraSettings, InfraTools
+from anvyl.mcp_hub.servers.proxmox import ProxmoxSettings, ProxmoxTools
 
 SERVERS: tuple[HubServer[Any], ...] = (  # Any: each row has its own settings class
-    HubServer("infra", "host facts and commands", InfraSettings, create_infra_server),
-    HubServer("docker", "the Docker daemon next to the hub", DockerSettings, create_docker_server),
+    HubServer("infra", "host facts and commands", InfraSettings, InfraTools),
+    HubServer("docker", "the Docker daemon next to the hub", DockerSettings, DockerTools),
     HubServer("proxmox", "Proxmox VE discovery (its /api2/json API)", ProxmoxSettings,
-              create_proxmox_server),
+              ProxmoxTools),
 )  # fmt: skip
 SERVER_NAMES: tuple[str, ...] = tuple(server.name for server in SERVERS)

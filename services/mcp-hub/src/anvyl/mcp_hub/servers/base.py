@@ -4,30 +4,40 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
 from anvyl.mcp_hub.audit import ToolCallMiddleware
 from anvyl.mcp_hub.base_settings import BaseHubSettings
 
 S = TypeVar("S", bound=BaseHubSettings)
+T = TypeVar("T")
 MCP_SUBPATH = "/mcp"  # Each server's streamable-HTTP endpoint, under its mount path.
 
 
 class ServerTools(Protocol):
     """The object behind a server's tools; the hub closes it when it shuts down."""
 
+    @property
+    def instructions(self) -> str:
+        """What the MCP server tells clients about itself."""
+        ...
+
+    def tool_specs(self) -> list["ToolSpec"]: ...
+
     async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class HubServer(Generic[S]):
-    """One row of the server table: mounted at `path`, built by `create` from `settings`."""
+    """One row of the server table: mounted at `path`, its `tools` built from `settings`."""
 
     name: str
     description: str
     settings: type[S]
-    create: Callable[[S], tuple[MCPServer, ServerTools]]
+    tools: Callable[[S], ServerTools]
 
     def __post_init__(self) -> None:
         # The tool allow-list (ANVYL_MCP_HUB_<NAME>_TOOLS) is found by this field name.
@@ -42,6 +52,11 @@ class HubServer(Generic[S]):
     def path(self) -> str:
         """The MCP endpoint, relative to the hub's base URL."""
         return f"{self.mount_path}{MCP_SUBPATH}"
+
+    def create(self, settings: S) -> tuple[MCPServer, ServerTools]:
+        """The MCP server with the tools that policy allows, and the object behind them."""
+        tools = self.tools(settings)
+        return build_mcp_server(self.name, tools.instructions, tools.tool_specs(), settings), tools
 
 
 @dataclass(frozen=True)
@@ -115,3 +130,13 @@ def build_mcp_server(
             structured_output=True,
         )
     return server
+
+
+async def run_blocking(function: Callable[[], T], timeout_s: float, timeout_message: str) -> T:
+    """Run a blocking call in a thread, bounded: it may hang (a dead mount, a slow resolver, a
+    daemon), and the event loop serves every other client meanwhile."""
+    try:
+        with anyio.fail_after(timeout_s):
+            return await anyio.to_thread.run_sync(function, abandon_on_cancel=True)
+    except TimeoutError as exc:
+        raise ToolError(timeout_message) from exc

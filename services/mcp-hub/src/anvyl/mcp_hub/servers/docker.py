@@ -8,13 +8,12 @@ import anyio
 import docker
 import docker.errors
 from docker.models.containers import Container
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from anvyl.mcp_hub.audit import mask_secrets
 from anvyl.mcp_hub.base_settings import BaseHubSettings, OptionalCommaList
-from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
+from anvyl.mcp_hub.servers.base import ToolSpec, run_blocking
 
 T = TypeVar("T")
 
@@ -147,6 +146,11 @@ def _details(container: Container) -> ContainerDetails:
 
 
 class DockerTools:
+    instructions = (
+        "Containers on the Docker daemon next to the hub. Tools that act on one container take "
+        "`container_id`, a container name or id."
+    )
+
     def __init__(self, settings: DockerSettings) -> None:
         self.settings = settings
         self._client: docker.DockerClient | None = None
@@ -178,10 +182,9 @@ class DockerTools:
         """Run a blocking docker SDK call in a thread, bounded; daemon errors become tool errors."""
         limit = (timeout_s or 0) + self.settings.docker_timeout_s + _TIMEOUT_SLACK_S
         try:
-            with anyio.fail_after(limit):
-                return await anyio.to_thread.run_sync(function, abandon_on_cancel=True)
-        except TimeoutError as exc:
-            raise ToolError(f"Docker daemon did not answer within {limit:.0f}s") from exc
+            return await run_blocking(
+                function, limit, f"Docker daemon did not answer within {limit:.0f}s"
+            )
         except docker.errors.ImageNotFound as exc:
             raise ToolError(f"image not found: {exc.explanation or exc}") from exc
         except docker.errors.NotFound as exc:
@@ -359,15 +362,3 @@ class DockerTools:
             ToolSpec(self.remove_container, "Remove container", False, True, True),
             ToolSpec(self.exec_in_container, "Exec in container", False, True, False),
         ]
-
-
-def create_docker_server(settings: DockerSettings) -> tuple[MCPServer, DockerTools]:
-    tools = DockerTools(settings)
-    server = build_mcp_server(
-        "docker",
-        "Containers on the Docker daemon next to the hub. Tools that act on one container take "
-        "`container_id`, a container name or id.",
-        tools.tool_specs(),
-        settings,
-    )
-    return server, tools

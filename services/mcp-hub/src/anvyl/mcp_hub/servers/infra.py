@@ -11,15 +11,13 @@ import socket
 import time
 from typing import Annotated
 
-import anyio
 import psutil
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from anvyl.mcp_hub.audit import is_secret_name
 from anvyl.mcp_hub.base_settings import BaseHubSettings, CommaList, OptionalCommaList
-from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
+from anvyl.mcp_hub.servers.base import ToolSpec, run_blocking
 
 # Pseudo and snapshot filesystems say nothing useful about free space.
 _IGNORED_FS_TYPES = frozenset(
@@ -204,6 +202,10 @@ async def run_command(
 
 
 class InfraTools:
+    instructions = (
+        "Host information, resource usage and allow-listed command execution on the hub's host."
+    )
+
     def __init__(self, settings: InfraSettings) -> None:
         self.settings = settings
         self.command_policy = CommandPolicy(settings.command_allow_list)
@@ -219,13 +221,9 @@ class InfraTools:
         if self._static_host_info is None:
             # Name resolution (getfqdn) and CPU topology do not change while the hub runs.
             # getfqdn may wait on a slow resolver.
-            try:
-                with anyio.fail_after(_HOST_QUERY_TIMEOUT_S):
-                    self._static_host_info = await anyio.to_thread.run_sync(
-                        _static_host_info, abandon_on_cancel=True
-                    )
-            except TimeoutError as exc:
-                raise ToolError("host name lookup did not finish in time") from exc
+            self._static_host_info = await run_blocking(
+                _static_host_info, _HOST_QUERY_TIMEOUT_S, "host name lookup did not finish in time"
+            )
         return self._static_host_info.model_copy(
             update={"uptime_s": round(time.time() - self._static_host_info.boot_time, 1)}
         )
@@ -233,11 +231,11 @@ class InfraTools:
     async def get_host_resources(self) -> HostResources:
         """Current CPU, memory, swap, disk use and load average of the host."""
         # Disk queries can hang on a dead network mount: keep them off the event loop, bounded.
-        try:
-            with anyio.fail_after(_HOST_QUERY_TIMEOUT_S):
-                return await anyio.to_thread.run_sync(_collect_resources, abandon_on_cancel=True)
-        except TimeoutError as exc:
-            raise ToolError(f"host resource query took over {_HOST_QUERY_TIMEOUT_S:.0f}s") from exc
+        return await run_blocking(
+            _collect_resources,
+            _HOST_QUERY_TIMEOUT_S,
+            f"host resource query took over {_HOST_QUERY_TIMEOUT_S:.0f}s",
+        )
 
     async def execute_command(
         self,
@@ -340,14 +338,3 @@ def _collect_resources() -> HostResources:
         ),
         disks=disks,
     )
-
-
-def create_infra_server(settings: InfraSettings) -> tuple[MCPServer, InfraTools]:
-    tools = InfraTools(settings)
-    server = build_mcp_server(
-        "infra",
-        "Host information, resource usage and allow-listed command execution on the hub's host.",
-        tools.tool_specs(),
-        settings,
-    )
-    return server, tools

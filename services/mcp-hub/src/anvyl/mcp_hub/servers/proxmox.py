@@ -4,7 +4,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, SecretStr
 
@@ -16,9 +15,10 @@ from anvyl.mcp_hub.proxmox_client import (
     addresses_from_agent,
     addresses_from_config,
 )
-from anvyl.mcp_hub.servers.base import ToolSpec, build_mcp_server
+from anvyl.mcp_hub.servers.base import ToolSpec
 
 T = TypeVar("T")
+Entry = dict[str, Any]  # one object of a Proxmox API answer
 
 
 class ProxmoxSettings(BaseHubSettings):
@@ -151,7 +151,108 @@ def _client_from(settings: ProxmoxSettings) -> ProxmoxClient:
     )
 
 
+def _node_summary(entry: Entry) -> NodeSummary:
+    return NodeSummary(
+        node=entry.get("node", ""),
+        status=entry.get("status", "unknown"),
+        cpu_fraction=float(entry.get("cpu", 0.0)),
+        max_cpu=_int(entry.get("maxcpu")),
+        memory_used_bytes=_int(entry.get("mem")),
+        memory_total_bytes=_int(entry.get("maxmem")),
+        disk_used_bytes=_int(entry.get("disk")),
+        disk_total_bytes=_int(entry.get("maxdisk")),
+        uptime_s=_int(entry.get("uptime")),
+    )
+
+
+def _node_status(node: str, status: Entry) -> NodeStatus:
+    cpu_info = status.get("cpuinfo") or {}
+    memory = status.get("memory") or {}
+    rootfs = status.get("rootfs") or {}
+    return NodeStatus(
+        node=node,
+        cpu_fraction=float(status.get("cpu", 0.0)),
+        cpu_model=str(cpu_info.get("model", "")),
+        cpus=_int(cpu_info.get("cpus")),
+        sockets=_int(cpu_info.get("sockets")),
+        cores=_int(cpu_info.get("cores")),
+        memory_total_bytes=_int(memory.get("total")),
+        memory_used_bytes=_int(memory.get("used")),
+        memory_free_bytes=_int(memory.get("free")),
+        rootfs_total_bytes=_int(rootfs.get("total")),
+        rootfs_used_bytes=_int(rootfs.get("used")),
+        rootfs_available_bytes=_int(rootfs.get("avail")),
+        load_average=[float(value) for value in status.get("loadavg") or []],
+        uptime_s=_int(status.get("uptime")),
+        kernel_version=str(status.get("kversion", "")),
+        pve_version=str(status.get("pveversion", "")),
+    )
+
+
+def _virtual_machine(node: str, entry: Entry) -> VirtualMachine:
+    return VirtualMachine(
+        node=node,
+        vmid=_int(entry.get("vmid")),
+        name=str(entry.get("name", "")),
+        status=str(entry.get("status", "unknown")),
+        cpus=_int(entry.get("cpus")),
+        memory_max_bytes=_int(entry.get("maxmem")),
+        memory_used_bytes=_int(entry.get("mem")),
+        disk_max_bytes=_int(entry.get("maxdisk")),
+        uptime_s=_int(entry.get("uptime")),
+        template=bool(entry.get("template")),
+        tags=[tag for tag in str(entry.get("tags", "")).split(";") if tag],
+    )
+
+
+def _storage_pool(node: str, entry: Entry) -> StoragePool:
+    return StoragePool(
+        node=node,
+        storage=str(entry.get("storage", "")),
+        type=str(entry.get("type", "")),
+        content=[c for c in str(entry.get("content", "")).split(",") if c],
+        active=bool(entry.get("active", 0)),
+        enabled=bool(entry.get("enabled", 1)),
+        shared=bool(entry.get("shared", 0)),
+        total_bytes=_int(entry.get("total")),
+        used_bytes=_int(entry.get("used")),
+        available_bytes=_int(entry.get("avail")),
+    )
+
+
+async def _per_node(
+    client: ProxmoxClient,
+    node: str | None,
+    listing: Callable[[ProxmoxClient, str], Awaitable[list[Entry]]],
+) -> list[tuple[str, Entry]]:
+    """(node, entry) for every entry `listing` gives on `node`, or on every node if None."""
+    if node is not None:
+        names = [node]
+    else:
+        names = [entry["node"] for entry in await client.nodes() if entry.get("node")]
+    return [(name, entry) for name in names for entry in await listing(client, name)]
+
+
+async def _vm_addresses(
+    client: ProxmoxClient, node: str, vmid: int, entry: Entry
+) -> tuple[str, list[tuple[str, str]]]:
+    """(source, [(interface, ip)]) of one VM: the guest agent's live view if it runs, else the
+    static cloud-init config."""
+    if entry.get("status") == "running":
+        try:
+            pairs = addresses_from_agent(await client.qemu_agent_interfaces(node, vmid))
+        except ProxmoxError:
+            pairs = []  # No agent in the guest: fall back to the config.
+        if pairs:
+            return "guest-agent", pairs
+    return "cloud-init", addresses_from_config(await client.qemu_config(node, vmid))
+
+
 class ProxmoxTools:
+    instructions = (
+        "Read-only discovery of a Proxmox VE cluster: nodes, VMs, storage and IPs in use."
+    )
+
     def __init__(self, settings: ProxmoxSettings) -> None:
         self.settings = settings
         self._client: ProxmoxClient | None = None
@@ -177,113 +278,27 @@ class ProxmoxTools:
         except TimeoutError as exc:
             raise ToolError("Proxmox discovery did not finish in time") from exc
 
-    async def _node_names(self, client: ProxmoxClient, node: str | None) -> list[str]:
-        if node is not None:
-            return [node]
-        return [entry["node"] for entry in await client.nodes() if entry.get("node")]
-
     async def get_nodes(self) -> NodeList:
         """Nodes of the Proxmox cluster with CPU, memory, disk and uptime."""
-
-        async def query(client: ProxmoxClient) -> NodeList:
-            return NodeList(
-                nodes=[
-                    NodeSummary(
-                        node=entry.get("node", ""),
-                        status=entry.get("status", "unknown"),
-                        cpu_fraction=float(entry.get("cpu", 0.0)),
-                        max_cpu=_int(entry.get("maxcpu")),
-                        memory_used_bytes=_int(entry.get("mem")),
-                        memory_total_bytes=_int(entry.get("maxmem")),
-                        disk_used_bytes=_int(entry.get("disk")),
-                        disk_total_bytes=_int(entry.get("maxdisk")),
-                        uptime_s=_int(entry.get("uptime")),
-                    )
-                    for entry in await client.nodes()
-                ]
-            )
-
-        return await self._call(query)
+        entries = await self._call(lambda client: client.nodes())
+        return NodeList(nodes=[_node_summary(entry) for entry in entries])
 
     async def get_node_status(self, node: NodeName) -> NodeStatus:
         """Detailed status of one node: CPU model and counts, memory, root filesystem, load."""
-
-        async def query(client: ProxmoxClient) -> NodeStatus:
-            status = await client.node_status(node)
-            cpu_info = status.get("cpuinfo") or {}
-            memory = status.get("memory") or {}
-            rootfs = status.get("rootfs") or {}
-            return NodeStatus(
-                node=node,
-                cpu_fraction=float(status.get("cpu", 0.0)),
-                cpu_model=str(cpu_info.get("model", "")),
-                cpus=_int(cpu_info.get("cpus")),
-                sockets=_int(cpu_info.get("sockets")),
-                cores=_int(cpu_info.get("cores")),
-                memory_total_bytes=_int(memory.get("total")),
-                memory_used_bytes=_int(memory.get("used")),
-                memory_free_bytes=_int(memory.get("free")),
-                rootfs_total_bytes=_int(rootfs.get("total")),
-                rootfs_used_bytes=_int(rootfs.get("used")),
-                rootfs_available_bytes=_int(rootfs.get("avail")),
-                load_average=[float(value) for value in status.get("loadavg") or []],
-                uptime_s=_int(status.get("uptime")),
-                kernel_version=str(status.get("kversion", "")),
-                pve_version=str(status.get("pveversion", "")),
-            )
-
-        return await self._call(query)
+        return _node_status(node, await self._call(lambda client: client.node_status(node)))
 
     async def list_vms(self, node: OptionalNodeName = None) -> VirtualMachineList:
         """QEMU virtual machines (and templates) on one node or on every node."""
-
-        async def query(client: ProxmoxClient) -> VirtualMachineList:
-            vms: list[VirtualMachine] = []
-            for node_name in await self._node_names(client, node):
-                for entry in await client.qemu_vms(node_name):
-                    vms.append(
-                        VirtualMachine(
-                            node=node_name,
-                            vmid=_int(entry.get("vmid")),
-                            name=str(entry.get("name", "")),
-                            status=str(entry.get("status", "unknown")),
-                            cpus=_int(entry.get("cpus")),
-                            memory_max_bytes=_int(entry.get("maxmem")),
-                            memory_used_bytes=_int(entry.get("mem")),
-                            disk_max_bytes=_int(entry.get("maxdisk")),
-                            uptime_s=_int(entry.get("uptime")),
-                            template=bool(entry.get("template")),
-                            tags=[tag for tag in str(entry.get("tags", "")).split(";") if tag],
-                        )
-                    )
-            return VirtualMachineList(vms=sorted(vms, key=lambda vm: vm.vmid))
-
-        return await self._call(query)
+        entries = await self._call(lambda client: _per_node(client, node, ProxmoxClient.qemu_vms))
+        vms = [_virtual_machine(node_name, entry) for node_name, entry in entries]
+        return VirtualMachineList(vms=sorted(vms, key=lambda vm: vm.vmid))
 
     async def get_storage(self, node: OptionalNodeName = None) -> StorageList:
         """Storage pools of one node or every node, with capacity and content types."""
-
-        async def query(client: ProxmoxClient) -> StorageList:
-            pools: list[StoragePool] = []
-            for node_name in await self._node_names(client, node):
-                for entry in await client.storage(node_name):
-                    pools.append(
-                        StoragePool(
-                            node=node_name,
-                            storage=str(entry.get("storage", "")),
-                            type=str(entry.get("type", "")),
-                            content=[c for c in str(entry.get("content", "")).split(",") if c],
-                            active=bool(entry.get("active", 0)),
-                            enabled=bool(entry.get("enabled", 1)),
-                            shared=bool(entry.get("shared", 0)),
-                            total_bytes=_int(entry.get("total")),
-                            used_bytes=_int(entry.get("used")),
-                            available_bytes=_int(entry.get("avail")),
-                        )
-                    )
-            return StorageList(storage=pools)
-
-        return await self._call(query)
+        entries = await self._call(lambda client: _per_node(client, node, ProxmoxClient.storage))
+        return StorageList(
+            storage=[_storage_pool(node_name, entry) for node_name, entry in entries]
+        )
 
     async def used_ips(self, node: OptionalNodeName = None) -> UsedIps:
         """IP addresses used by VMs: live ones from the QEMU guest agent of running VMs, else the
@@ -292,37 +307,24 @@ class ProxmoxTools:
         async def query(client: ProxmoxClient) -> UsedIps:
             addresses: list[UsedAddress] = []
             unresolved: list[int] = []
-            for node_name in await self._node_names(client, node):
-                for entry in await client.qemu_vms(node_name):
-                    if entry.get("template"):
-                        continue
-                    vmid = _int(entry.get("vmid"))
-                    name = str(entry.get("name", ""))
-                    pairs: list[tuple[str, str]] = []
-                    source = "guest-agent"
-                    if entry.get("status") == "running":
-                        try:
-                            pairs = addresses_from_agent(
-                                await client.qemu_agent_interfaces(node_name, vmid)
-                            )
-                        except ProxmoxError:
-                            pairs = []  # No agent in the guest: fall back to the config.
-                    if not pairs:
-                        source = "cloud-init"
-                        pairs = addresses_from_config(await client.qemu_config(node_name, vmid))
-                    if not pairs:
-                        unresolved.append(vmid)
-                    addresses.extend(
-                        UsedAddress(
-                            ip=ip,
-                            node=node_name,
-                            vmid=vmid,
-                            vm_name=name,
-                            source=source,
-                            interface=interface,
-                        )
-                        for interface, ip in pairs
+            for node_name, entry in await _per_node(client, node, ProxmoxClient.qemu_vms):
+                if entry.get("template"):
+                    continue
+                vmid = _int(entry.get("vmid"))
+                source, pairs = await _vm_addresses(client, node_name, vmid, entry)
+                if not pairs:
+                    unresolved.append(vmid)
+                addresses.extend(
+                    UsedAddress(
+                        ip=ip,
+                        node=node_name,
+                        vmid=vmid,
+                        vm_name=str(entry.get("name", "")),
+                        source=source,
+                        interface=interface,
                     )
+                    for interface, ip in pairs
+                )
             return UsedIps(
                 ips=sorted({a.ip for a in addresses}),
                 addresses=addresses,
@@ -339,14 +341,3 @@ class ProxmoxTools:
             ToolSpec(self.get_storage, "Proxmox storage", True, False, True),
             ToolSpec(self.used_ips, "Proxmox used IPs", True, False, True),
         ]
-
-
-def create_proxmox_server(settings: ProxmoxSettings) -> tuple[MCPServer, ProxmoxTools]:
-    tools = ProxmoxTools(settings)
-    server = build_mcp_server(
-        "proxmox",
-        "Read-only discovery of a Proxmox VE cluster: nodes, VMs, storage and IPs in use.",
-        tools.tool_specs(),
-        settings,
-    )
-    return server, tools

@@ -102,11 +102,9 @@ class ModelRouter:
 
         Raises AllModelsFailed (with the attempts) or NoModelConfigured.
         """
-        if not self.endpoints:
-            raise NoModelConfigured("no model endpoint is configured")
+        prepared = self._prepare(request)
         started = time.perf_counter()
         attempts: list[Attempt] = []
-        prepared = with_schema_instruction(request)
         for endpoint in self.endpoints:
             result = await self._complete_on(endpoint, prepared, attempts)
             if result is None:
@@ -185,11 +183,9 @@ class ModelRouter:
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Deltas, then one FinalResponse. Falls back until the first delta reaches the caller;
         a failure after that ends the stream with a StreamError event."""
-        if not self.endpoints:
-            raise NoModelConfigured("no model endpoint is configured")
+        prepared = self._prepare(request)
         started = time.perf_counter()
         attempts: list[Attempt] = []
-        prepared = with_schema_instruction(request)
         for endpoint in self.endpoints:
             circuit = self.circuits[endpoint.name]
             for attempt_number in range(endpoint.retries + 1):
@@ -270,6 +266,12 @@ class ModelRouter:
         raise AllModelsFailed(attempts)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _prepare(self, request: ModelRequest) -> ModelRequest:
+        """The request as every endpoint gets it; refused when there is no endpoint to ask."""
+        if not self.endpoints:
+            raise NoModelConfigured("no model endpoint is configured")
+        return with_schema_instruction(request)
 
     def _attempt(
         self,

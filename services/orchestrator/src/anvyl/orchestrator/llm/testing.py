@@ -23,13 +23,14 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import uvicorn
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+RequestT = TypeVar("RequestT")
 
 
 @dataclass
@@ -76,8 +77,31 @@ class RecordedRequest:
 Script = Callable[[RecordedRequest], ScriptedReply]
 
 
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), max(1, size))]
+def split_pieces(text: str, size: int) -> list[str]:
+    """``text`` in pieces of ``size`` characters, as a server streams it."""
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def interleaved_arguments(reply: ScriptedReply) -> list[tuple[int, str]]:
+    """(tool call index, piece) of every call's arguments, the calls' pieces round-robin."""
+    pieces = [split_pieces(call.arguments, reply.chunk_size) for call in reply.tool_calls]
+    return [
+        (index, piece)
+        for round_pieces in itertools.zip_longest(*pieces)
+        for index, piece in enumerate(round_pieces)
+        if piece is not None
+    ]
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:
@@ -87,7 +111,38 @@ def _sse(data: Any, event: str | None = None) -> bytes:
     ).encode()
 
 
-class ScriptedLLMServer:
+class ScriptedReplies(Generic[RequestT]):
+    """Where a scripted model's replies come from: the script function if there is one, else the
+    queue, else ``default``, else a 500 saying the script ran out. ``requests`` records each ask."""
+
+    def __init__(
+        self,
+        replies: Iterable[ScriptedReply] | Callable[[RequestT], ScriptedReply] | None = None,
+        *,
+        default: ScriptedReply | None = None,
+    ) -> None:
+        self._script = replies if callable(replies) else None
+        self._queue: deque[ScriptedReply] = deque(
+            [] if replies is None or callable(replies) else replies
+        )
+        self.default = default
+        self.requests: list[RequestT] = []
+
+    def push(self, *replies: ScriptedReply) -> None:
+        self._queue.extend(replies)
+
+    def _next_reply(self, request: RequestT) -> ScriptedReply:
+        self.requests.append(request)
+        if self._script is not None:
+            return self._script(request)
+        if self._queue:
+            return self._queue.popleft()
+        if self.default is not None:
+            return self.default
+        return ScriptedReply.error(500, message="the test script has no reply left")
+
+
+class ScriptedLLMServer(ScriptedReplies[RecordedRequest]):
     def __init__(
         self,
         replies: Iterable[ScriptedReply] | Script | None = None,
@@ -95,14 +150,9 @@ class ScriptedLLMServer:
         default: ScriptedReply | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        self._script: Script | None = replies if callable(replies) else None
-        self._queue: deque[ScriptedReply] = deque(
-            [] if replies is None or callable(replies) else replies
-        )
-        self.default = default
+        super().__init__(replies, default=default)
         self.host = host
         self.port = 0
-        self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -110,19 +160,12 @@ class ScriptedLLMServer:
     # -- scripting ---------------------------------------------------------------------------------
 
     def push(self, *replies: ScriptedReply) -> None:
-        with self._lock:
-            self._queue.extend(replies)
+        with self._lock:  # the test's thread pushes while the server's thread takes
+            super().push(*replies)
 
     def _next_reply(self, request: RecordedRequest) -> ScriptedReply:
         with self._lock:
-            self.requests.append(request)
-            if self._script is not None:
-                return self._script(request)
-            if self._queue:
-                return self._queue.popleft()
-        if self.default is not None:
-            return self.default
-        return ScriptedReply.error(500, message="the test script has no reply left")
+            return super()._next_reply(request)
 
     @property
     def openai_url(self) -> str:
@@ -190,12 +233,7 @@ class ScriptedLLMServer:
                 },
             )
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         api = "anthropic" if path.endswith("/messages") else "openai"
         if not path.endswith(("/chat/completions", "/messages")):
             await _json(send, 404, {"error": {"message": f"no route {path}"}})
@@ -306,9 +344,10 @@ def _openai_sse(reply: ScriptedReply, body: dict[str, Any]) -> list[tuple[bytes,
 
     frames = [(chunk({"role": "assistant", "content": ""}), False)]
     frames += [
-        (chunk({"reasoning_content": p}), True) for p in _pieces(reply.reasoning, reply.chunk_size)
+        (chunk({"reasoning_content": p}), True)
+        for p in split_pieces(reply.reasoning, reply.chunk_size)
     ]
-    frames += [(chunk({"content": p}), True) for p in _pieces(reply.content, reply.chunk_size)]
+    frames += [(chunk({"content": p}), True) for p in split_pieces(reply.content, reply.chunk_size)]
     # Tool calls: a header delta per call, then argument pieces interleaved round-robin.
     for index, call in enumerate(reply.tool_calls):
         head = {
@@ -318,12 +357,9 @@ def _openai_sse(reply: ScriptedReply, body: dict[str, Any]) -> list[tuple[bytes,
             "function": {"name": call.name, "arguments": ""},
         }
         frames.append((chunk({"tool_calls": [head]}), True))
-    pieces = [_pieces(c.arguments, reply.chunk_size) for c in reply.tool_calls]
-    for round_pieces in itertools.zip_longest(*pieces):
-        for index, piece in enumerate(round_pieces):
-            if piece is not None:
-                delta = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                frames.append((chunk(delta), True))
+    for index, piece in interleaved_arguments(reply):
+        delta = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+        frames.append((chunk(delta), True))
     frames.append((chunk({}, _finish_reason(reply, anthropic=False)), False))
     if (body.get("stream_options") or {}).get("include_usage"):
         usage = {
@@ -381,26 +417,15 @@ def _anthropic_sse(reply: ScriptedReply) -> list[tuple[bytes, bool]]:
 
     start: dict[str, Any]
     for index, block in enumerate(_anthropic_blocks(reply)):
-        if block["type"] == "thinking":
-            start, text, delta_type, key = (
-                {"type": "thinking", "thinking": ""},
-                block["thinking"],
-                "thinking_delta",
-                "thinking",
-            )
-        elif block["type"] == "text":
-            start, text, delta_type, key = (
-                {"type": "text", "text": ""},
-                block["text"],
-                "text_delta",
-                "text",
-            )
+        if block["type"] in ("thinking", "text"):  # the text sits under the block's type
+            key = block["type"]
+            start, text, delta_type = {"type": key, key: ""}, block[key], f"{key}_delta"
         else:
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             text = json.dumps(block["input"])
             delta_type, key = "input_json_delta", "partial_json"
         event({"type": "content_block_start", "index": index, "content_block": start}, True)
-        for piece in _pieces(text, reply.chunk_size):
+        for piece in split_pieces(text, reply.chunk_size):
             event(
                 {
                     "type": "content_block_delta",

@@ -19,8 +19,11 @@ from anvyl.orchestrator.llm.errors import EndpointError
 from anvyl.orchestrator.llm.models.base import (
     ModelResult,
     ModelStreamItem,
+    SdkErrors,
+    SdkModel,
     StreamAccumulator,
-    status_error,
+    client_timeout,
+    endpoint_timeout,
 )
 from anvyl.orchestrator.llm.types import ChatMessage, FunctionCall, ModelRequest, ToolCall, Usage
 
@@ -46,21 +49,14 @@ def anthropic_tool_id(call_id: str) -> str:
     return _INVALID_ID_CHARS.sub("_", call_id) or "call"
 
 
-def translate_error(exc: Exception) -> EndpointError:
-    if isinstance(exc, EndpointError):
-        return exc
-    if isinstance(exc, anthropic.APIStatusError):
-        return status_error(exc.status_code, str(exc.message)[:300], exc.response.headers)
-    if isinstance(exc, anthropic.APITimeoutError):
-        return EndpointError(f"timeout: {exc}", retryable=True, kind="timeout")
-    if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return EndpointError(f"connection failed: {cause}", retryable=True, kind="connection")
-    if isinstance(exc, _TRANSPORT_ERRORS):
-        return EndpointError(f"transport error: {exc!r}", retryable=True, kind="connection")
-    if isinstance(exc, anthropic.AnthropicError):
-        return EndpointError(f"{type(exc).__name__}: {exc}", retryable=False, kind="protocol")
-    raise exc
+_ERRORS = SdkErrors(
+    status=anthropic.APIStatusError,
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    transport=_TRANSPORT_ERRORS,
+    base=anthropic.AnthropicError,
+)
+translate_error = _ERRORS.translate
 
 
 def _arguments_object(arguments: str) -> Any:
@@ -118,7 +114,9 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[str | None, list
     return ("\n\n".join(system_parts) or None), turns
 
 
-class AnthropicMessagesModel:
+class AnthropicMessagesModel(SdkModel):
+    errors = _ERRORS
+
     def __init__(self, endpoint: ModelEndpoint) -> None:
         self.endpoint = endpoint
         api_key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-set"
@@ -126,12 +124,7 @@ class AnthropicMessagesModel:
             base_url=endpoint.base_url,
             api_key=api_key,
             max_retries=0,
-            timeout=anthropic.Timeout(
-                connect=endpoint.connect_timeout,
-                read=max(endpoint.first_token_timeout, endpoint.chunk_timeout),
-                write=endpoint.connect_timeout,
-                pool=endpoint.connect_timeout,
-            ),
+            timeout=client_timeout(anthropic.Timeout, endpoint),
         )
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
@@ -160,11 +153,9 @@ class AnthropicMessagesModel:
 
     async def complete(self, request: ModelRequest) -> ModelResult:
         arguments = self._arguments(request)
-        arguments["timeout"] = anthropic.Timeout(
-            connect=self.endpoint.connect_timeout,
-            read=self.endpoint.first_token_timeout,
-            write=self.endpoint.connect_timeout,
-            pool=self.endpoint.connect_timeout,
+        # Non-streaming: the read timeout is the wait for the answer to start.
+        arguments["timeout"] = endpoint_timeout(
+            anthropic.Timeout, self.endpoint, self.endpoint.first_token_timeout
         )
         try:
             message = await self._client.messages.create(**arguments)
@@ -232,12 +223,3 @@ class AnthropicMessagesModel:
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
         yield accumulator.done()
-
-    async def probe(self, timeout_s: float) -> None:
-        try:
-            await self._client.models.list(timeout=timeout_s)
-        except Exception as exc:
-            raise translate_error(exc) from exc
-
-    async def aclose(self) -> None:
-        await self._client.close()

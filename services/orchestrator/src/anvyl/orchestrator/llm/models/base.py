@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from anvyl.gpt_oss.harmony import HarmonyEvent, new_tool_call_id
 from anvyl.orchestrator.llm.config import ModelEndpoint
@@ -38,6 +38,8 @@ class ModelResult:
 class StreamDone:
     result: ModelResult
 
+
+TimeoutT = TypeVar("TimeoutT")
 
 DeltaEvent = ContentDelta | ReasoningDelta | ToolCallDelta
 ModelStreamItem = DeltaEvent | StreamDone
@@ -169,3 +171,69 @@ def status_error(status: int, message: str, headers: Mapping[str, str] | None) -
         kind="http_status",
         counts_against_circuit=counts,
     )
+
+
+def short_message(message: str) -> str:
+    return message if len(message) < 300 else message[:300] + "..."
+
+
+@dataclass(frozen=True)
+class SdkErrors:
+    """The exception classes of one vendor SDK. The OpenAI and Anthropic SDKs come from the same
+    generator: their errors have the same family tree and the same attributes."""
+
+    status: type[Exception]  # has status_code, message, response.headers
+    timeout: type[Exception]
+    connection: type[Exception]
+    transport: tuple[type[Exception], ...]  # raised mid-stream by the HTTP transport
+    base: type[Exception]
+
+    def translate(self, exc: Exception) -> EndpointError:
+        if isinstance(exc, EndpointError):
+            return exc
+        if isinstance(exc, self.status):
+            failed: Any = exc
+            return status_error(
+                failed.status_code, short_message(str(failed.message)), failed.response.headers
+            )
+        if isinstance(exc, self.timeout):
+            return EndpointError(f"timeout: {exc}", retryable=True, kind="timeout")
+        if isinstance(exc, self.connection):
+            cause = exc.__cause__ or exc
+            return EndpointError(f"connection failed: {cause}", retryable=True, kind="connection")
+        if isinstance(exc, self.transport):
+            return EndpointError(f"transport error: {exc!r}", retryable=True, kind="connection")
+        if isinstance(exc, self.base):
+            return EndpointError(f"{type(exc).__name__}: {exc}", retryable=False, kind="protocol")
+        raise exc
+
+
+def endpoint_timeout(
+    timeout: Callable[..., TimeoutT], endpoint: ModelEndpoint, read: float
+) -> TimeoutT:
+    """An SDK timeout (its own httpx ``Timeout`` class) with the endpoint's connect limit."""
+    connect = endpoint.connect_timeout
+    return timeout(connect=connect, read=read, write=connect, pool=connect)
+
+
+def client_timeout(timeout: Callable[..., TimeoutT], endpoint: ModelEndpoint) -> TimeoutT:
+    """The SDK client's default: a read waits at most for the first token or the next chunk."""
+    return endpoint_timeout(
+        timeout, endpoint, max(endpoint.first_token_timeout, endpoint.chunk_timeout)
+    )
+
+
+class SdkModel:
+    """What the API shapes built on a vendor SDK share: error translation, probe and close."""
+
+    errors: SdkErrors
+    _client: Any  # the SDK's async client
+
+    async def probe(self, timeout_s: float) -> None:
+        try:
+            await self._client.models.list(timeout=timeout_s)
+        except Exception as exc:
+            raise self.errors.translate(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._client.close()

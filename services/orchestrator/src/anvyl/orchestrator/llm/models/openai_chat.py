@@ -18,32 +18,23 @@ from anvyl.orchestrator.llm.errors import EndpointError
 from anvyl.orchestrator.llm.models.base import (
     ModelResult,
     ModelStreamItem,
+    SdkErrors,
+    SdkModel,
     StreamAccumulator,
     ToolCallAssembler,
-    status_error,
+    client_timeout,
+    endpoint_timeout,
 )
 from anvyl.orchestrator.llm.types import FunctionCall, ModelRequest, ToolCall, Usage
 
-
-def translate_error(exc: Exception) -> EndpointError:
-    if isinstance(exc, EndpointError):
-        return exc
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(exc.status_code, _short(exc.message), exc.response.headers)
-    if isinstance(exc, openai.APITimeoutError):
-        return EndpointError(f"timeout: {exc}", retryable=True, kind="timeout")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return EndpointError(f"connection failed: {cause}", retryable=True, kind="connection")
-    if isinstance(exc, httpx.HTTPError):  # raised mid-stream by the transport
-        return EndpointError(f"transport error: {exc!r}", retryable=True, kind="connection")
-    if isinstance(exc, openai.OpenAIError):
-        return EndpointError(f"{type(exc).__name__}: {exc}", retryable=False, kind="protocol")
-    raise exc
-
-
-def _short(message: str) -> str:
-    return message if len(message) < 300 else message[:300] + "..."
+_ERRORS = SdkErrors(
+    status=openai.APIStatusError,
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    transport=(httpx.HTTPError,),
+    base=openai.OpenAIError,
+)
+translate_error = _ERRORS.translate
 
 
 def _reasoning_of(obj: Any) -> str:
@@ -51,7 +42,9 @@ def _reasoning_of(obj: Any) -> str:
     return getattr(obj, "reasoning_content", None) or getattr(obj, "reasoning", None) or ""
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(SdkModel):
+    errors = _ERRORS
+
     def __init__(self, endpoint: ModelEndpoint) -> None:
         self.endpoint = endpoint
         api_key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-needed"
@@ -59,12 +52,7 @@ class OpenAIChatModel:
             base_url=endpoint.base_url,
             api_key=api_key,
             max_retries=0,  # the router retries, with its own backoff and fallback
-            timeout=httpx.Timeout(
-                connect=endpoint.connect_timeout,
-                read=max(endpoint.first_token_timeout, endpoint.chunk_timeout),
-                write=endpoint.connect_timeout,
-                pool=endpoint.connect_timeout,
-            ),
+            timeout=client_timeout(httpx.Timeout, endpoint),
         )
 
     def _arguments(self, request: ModelRequest, stream: bool) -> dict[str, Any]:
@@ -88,11 +76,8 @@ class OpenAIChatModel:
             arguments["stream_options"] = {"include_usage": True}
         else:
             # Non-streaming: the read timeout is the wait for the answer to start.
-            arguments["timeout"] = httpx.Timeout(
-                connect=self.endpoint.connect_timeout,
-                read=self.endpoint.first_token_timeout,
-                write=self.endpoint.connect_timeout,
-                pool=self.endpoint.connect_timeout,
+            arguments["timeout"] = endpoint_timeout(
+                httpx.Timeout, self.endpoint, self.endpoint.first_token_timeout
             )
         return arguments
 
@@ -187,15 +172,6 @@ class OpenAIChatModel:
             for event in accumulator.harmony(harmony.finish()):
                 yield event
         yield accumulator.done()
-
-    async def probe(self, timeout_s: float) -> None:
-        try:
-            await self._client.models.list(timeout=timeout_s)
-        except Exception as exc:
-            raise translate_error(exc) from exc
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
 
 __all__ = ["OpenAIChatModel", "ToolCallAssembler", "translate_error"]

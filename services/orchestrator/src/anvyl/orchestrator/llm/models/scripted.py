@@ -14,8 +14,6 @@ normalisation in milliseconds; use the wire-level server to test an SDK and its 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable
 
 from anvyl.gpt_oss.harmony import HarmonyStreamParser
@@ -27,13 +25,20 @@ from anvyl.orchestrator.llm.models.base import (
     StreamDone,
     status_error,
 )
-from anvyl.orchestrator.llm.testing import ScriptedReply
+from anvyl.orchestrator.llm.testing import (
+    ScriptedReplies,
+    ScriptedReply,
+    interleaved_arguments,
+    split_pieces,
+)
 from anvyl.orchestrator.llm.types import ModelRequest, Usage
 
 ModelScript = Callable[[ModelRequest], ScriptedReply]
 
 
-class ScriptedModel:
+class ScriptedModel(ScriptedReplies[ModelRequest]):
+    """``requests``: what the router sent, after its own changes."""
+
     def __init__(
         self,
         endpoint: ModelEndpoint,
@@ -41,27 +46,9 @@ class ScriptedModel:
         *,
         default: ScriptedReply | None = None,
     ) -> None:
+        super().__init__(replies, default=default)
         self.endpoint = endpoint
-        self._script: ModelScript | None = replies if callable(replies) else None
-        self._queue: deque[ScriptedReply] = deque(
-            [] if replies is None or callable(replies) else replies
-        )
-        self.default = default
-        self.requests: list[ModelRequest] = []  # what the router sent, after its own changes
         self.closed = False
-
-    def push(self, *replies: ScriptedReply) -> None:
-        self._queue.extend(replies)
-
-    def _next_reply(self, request: ModelRequest) -> ScriptedReply:
-        self.requests.append(request)
-        if self._script is not None:
-            return self._script(request)
-        if self._queue:
-            return self._queue.popleft()
-        if self.default is not None:
-            return self.default
-        return ScriptedReply.error(500, message="the test script has no reply left")
 
     async def complete(self, request: ModelRequest) -> ModelResult:
         # Built from the same pieces as a stream, so both paths normalise alike.
@@ -120,15 +107,8 @@ class ScriptedModel:
 def _pieces(reply: ScriptedReply) -> list[tuple[str, int, str]]:
     """(kind, tool index, text) in the order a server streams them: reasoning, content, then each
     tool call's header and the argument pieces of all calls interleaved."""
-    size = max(1, reply.chunk_size)
-
-    def split(text: str) -> list[str]:
-        return [text[i : i + size] for i in range(0, len(text), size)]
-
-    out = [("reasoning", 0, p) for p in split(reply.reasoning)]
-    out += [("content", 0, p) for p in split(reply.content)]
+    out = [("reasoning", 0, p) for p in split_pieces(reply.reasoning, reply.chunk_size)]
+    out += [("content", 0, p) for p in split_pieces(reply.content, reply.chunk_size)]
     out += [("tool_call", i, "") for i in range(len(reply.tool_calls))]
-    arguments = [split(call.arguments) for call in reply.tool_calls]
-    for round_pieces in itertools.zip_longest(*arguments):
-        out += [("arguments", i, p) for i, p in enumerate(round_pieces) if p is not None]
+    out += [("arguments", i, p) for i, p in interleaved_arguments(reply)]
     return out
