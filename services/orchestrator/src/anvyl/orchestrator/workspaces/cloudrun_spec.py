@@ -25,6 +25,7 @@ from anvyl.orchestrator.workspaces.config import CloudRunWorkspaceConfig
 if TYPE_CHECKING:
     from google.cloud import run_v2
 
+
 LABEL_MANAGED = "anvyl-managed"
 LABEL_WORKSPACE = "anvyl-workspace"
 LABEL_INSTANCE = "anvyl-instance"

@@ -1,7 +1,8 @@
 """Workspace backends as configuration: one config class per backend, a union discriminated on
-`type`, and `get_backend` that builds the backend a config describes.
+`type` (registry.py builds the backend a config describes). Plain data: it imports no backend.
 
-Adding a backend (Kubernetes, say) is its module and one class here, added to `WorkspaceConfig`.
+Adding a backend (Kubernetes, say) is its module, one class here added to `WorkspaceConfig`, and
+one row in registry.py.
 Each field that has a documented environment variable names it (`_env`); the settings fold those
 flat spellings (ANVYL_GCP_PROJECT, or `gcp_project` as a keyword or a top-level key of the config
 file) into the `workspace` section, so one environment can serve every backend.
@@ -12,12 +13,9 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from anvyl.orchestrator.workspaces.base import WorkspaceBackend
 
 ENV_PREFIX = "ANVYL_"
 
@@ -80,21 +78,11 @@ class DockerWorkspaceConfig(_DockerFields, _SnapshotFields):
 
     type: Literal["docker"] = Field(default="docker", json_schema_extra=_TYPE)
 
-    def build(self, context: BackendContext) -> WorkspaceBackend:
-        from anvyl.orchestrator.workspaces.docker import DockerBackend
-
-        return DockerBackend(self, context)
-
 
 class LocalWorkspaceConfig(_LocalFields, _SnapshotFields):
     """A worker subprocess per workspace, its files in the data directory."""
 
     type: Literal["local"] = Field(default="local", json_schema_extra=_TYPE)
-
-    def build(self, context: BackendContext) -> WorkspaceBackend:
-        from anvyl.orchestrator.workspaces.local import LocalBackend
-
-        return LocalBackend(self, context)
 
 
 class AutoWorkspaceConfig(_DockerFields, _LocalFields, _SnapshotFields):
@@ -102,19 +90,13 @@ class AutoWorkspaceConfig(_DockerFields, _LocalFields, _SnapshotFields):
 
     type: Literal["auto"] = Field(default="auto", json_schema_extra=_TYPE)
 
-    def chosen(self) -> DockerWorkspaceConfig | LocalWorkspaceConfig:
-        from anvyl.orchestrator.workspaces.docker import docker_available
-
-        docker = DockerWorkspaceConfig(**self._fields_of(DockerWorkspaceConfig))
-        if docker_available(docker):
-            return docker
-        return LocalWorkspaceConfig(**self._fields_of(LocalWorkspaceConfig))
+    def candidates(self) -> tuple[DockerWorkspaceConfig, LocalWorkspaceConfig]:
+        """The docker config to use when a daemon answers, and the local one otherwise."""
+        return (DockerWorkspaceConfig(**self._fields_of(DockerWorkspaceConfig)),
+                LocalWorkspaceConfig(**self._fields_of(LocalWorkspaceConfig)))  # fmt: skip
 
     def _fields_of(self, other: builtins.type[_Section]) -> dict[str, Any]:
         return {k: v for k, v in self if k in other.model_fields and k != "type"}
-
-    def build(self, context: BackendContext) -> WorkspaceBackend:
-        return self.chosen().build(context)
 
 
 class CloudRunWorkspaceConfig(_ContainerFields):
@@ -156,11 +138,6 @@ class CloudRunWorkspaceConfig(_ContainerFields):
         json_schema_extra=_env("cloud_call_timeout_s"),
     )  # fmt: skip
 
-    def build(self, context: BackendContext) -> WorkspaceBackend:
-        from anvyl.orchestrator.workspaces.cloudrun import CloudRunBackend
-
-        return CloudRunBackend(self, context)
-
 
 AnyWorkspaceConfig = (
     AutoWorkspaceConfig | DockerWorkspaceConfig | LocalWorkspaceConfig | CloudRunWorkspaceConfig
@@ -169,10 +146,6 @@ WorkspaceConfig = Annotated[AnyWorkspaceConfig, Field(discriminator="type")]
 CONFIGS: dict[str, type[AnyWorkspaceConfig]] = {
     cls.model_fields["type"].default: cls for cls in get_args(AnyWorkspaceConfig)
 }
-
-
-def get_backend(config: AnyWorkspaceConfig, context: BackendContext) -> WorkspaceBackend:
-    return config.build(context)
 
 
 # The flat spellings ---------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
-from anvyl.orchestrator.workspaces.config import BackendContext, get_backend
+from anvyl.orchestrator.workspaces.config import BackendContext
+from anvyl.orchestrator.workspaces.registry import get_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.orchestrator.workspaces.snapshots import (
     SnapshotInfo,
