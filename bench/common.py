@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
-import socket
 import subprocess
-from collections.abc import AsyncIterator
+import sys
 from pathlib import Path
 
+# The helpers the tests use too live in one place, tests/helpers.py (the repository is the root).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers import free_port, fresh_postgres_database, serving_process
+
+__all__ = ["free_port", "fresh_postgres", "interrupt", "kill_processes_mentioning",
+           "make_git_repo", "serving_process"]  # fmt: skip
 POSTGRES_URL = os.environ.get(
     "ANVYL_BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kill_processes_mentioning(marker: str) -> None:
@@ -43,27 +41,10 @@ def interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-@contextlib.asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
+def fresh_postgres() -> contextlib.AbstractAsyncContextManager[str]:
     """A new database on the server at ANVYL_BENCH_POSTGRES_URL, as an asyncpg SQLAlchemy URL;
     dropped at the end (its connections closed by force)."""
-    import asyncpg
-
-    name = f"anvyl_bench_{secrets.token_hex(5)}"
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    return fresh_postgres_database(POSTGRES_URL)
 
 
 def make_git_repo(root: Path) -> Path:

@@ -11,13 +11,13 @@ import asyncio
 import logging
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
+from pathlib import Path
 
-import httpx
 import httpx2
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -25,9 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from anvyl.mcp_hub.audit import configure_logging
-from anvyl.mcp_hub.servers.infra import InfraTools, create_infra_server
+from anvyl.mcp_hub.servers import SERVERS
+from anvyl.mcp_hub.servers.infra import InfraTools
 from anvyl.mcp_hub.settings import HubSettings
-from common import free_port
+from common import free_port, serving_process
 
 TOKEN = "bench-token"
 TOOLS = ("get_host_info", "get_host_resources")
@@ -46,32 +47,13 @@ def running_hub(extra_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANVYL_MCP_HUB_")}
     env.update(extra_env, ANVYL_MCP_HUB_TOKEN=TOKEN)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anvyl.mcp_hub", "serve", "--port", str(port), "--log-json"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("hub did not start")
-            time.sleep(0.1)
+    argv = [sys.executable, "-m", "anvyl.mcp_hub", "serve", "--port", str(port), "--log-json"]
+    with (
+        tempfile.TemporaryDirectory(prefix="anvyl-hub-bench-") as tmp,
+        serving_process(argv, f"{base_url}/health", Path(tmp) / "hub.log", env=env, timeout_s=30),
+    ):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def summarize(samples_s: list[float]) -> tuple[float, float, float]:
@@ -108,7 +90,8 @@ async def hub_session(stack: AsyncExitStack, base_url: str) -> ToolCall:
 
 async def in_process_session(stack: AsyncExitStack) -> ToolCall:
     """The SDK's client and server joined by memory streams: MCP cost without HTTP."""
-    server, _ = create_infra_server(HubSettings(_env_file=None))
+    infra = next(entry for entry in SERVERS if entry.name == "infra")
+    server, _ = infra.create(HubSettings(_env_file=None))
     client = await stack.enter_async_context(Client(server))
 
     async def call(tool: str) -> None:

@@ -42,7 +42,6 @@ import random
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +53,14 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from common import free_port, fresh_postgres, interrupt, kill_processes_mentioning, make_git_repo
+from common import (
+    free_port,
+    fresh_postgres,
+    interrupt,
+    kill_processes_mentioning,
+    make_git_repo,
+    serving_process,
+)
 
 TARGET_P50_MS, TARGET_P99_MS, TARGET_START_MS = 10.0, 50.0, 50.0
 SETUPS = ("sqlite", "postgres", "postgres-split", "postgres-x2")
@@ -85,36 +91,16 @@ def group_cpu_seconds(groups: list[int]) -> float:
 def anvyl_serve(env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> Iterator[str]:
     """`anvyl serve` in its own process group; yields its URL once /health answers."""
     port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port), *args],
-            env={k: v for k, v in os.environ.items() if not k.startswith("ANVYL_")} | env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    SERVER_GROUPS.append(process.pid)  # its own session: the group id is its pid
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"anvyl serve exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"anvyl serve not up:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        SERVER_GROUPS.remove(process.pid)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    argv = [sys.executable, "-m", "anvyl.orchestrator", "serve", "--port", str(port), *args]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ANVYL_")} | env
+    with serving_process(argv, f"{url}/health", log, env=environment, new_session=True,
+                         stop_timeout_s=30) as process:  # fmt: skip
+        SERVER_GROUPS.append(process.pid)  # its own session: the group id is its pid
+        try:
+            yield url
+        finally:
+            SERVER_GROUPS.remove(process.pid)
 
 
 @contextlib.asynccontextmanager

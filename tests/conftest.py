@@ -10,13 +10,13 @@ import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import docker
 import docker.errors
 import pytest
+
+from tests.helpers import fresh_postgres_database
 
 POSTGRES_URL = os.environ.get(
     "ANVYL_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
@@ -74,29 +74,9 @@ def docker_instance(docker_client: docker.DockerClient, instance: str) -> Iterat
     remove_instance_resources(docker_client, instance)
 
 
-@asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    """Create an empty PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards."""
-    name = f"anvyl_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    async with fresh_postgres_database() as url:
+    async with fresh_postgres_database(POSTGRES_URL) as url:
         yield url
 
 
@@ -106,5 +86,5 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'anvyl.db'}"
         return
-    async with fresh_postgres_database() as url:
+    async with fresh_postgres_database(POSTGRES_URL) as url:
         yield url

@@ -1,16 +1,19 @@
-"""Helpers for tests that need real HTTP servers: an `anvyl serve` subprocess, or uvicorn in-process."""
+"""Helpers for tests and benchmarks (one place for both): server processes waited for and stopped,
+`anvyl serve` in a subprocess, uvicorn in-process, a throw-away PostgreSQL database, SSE parsing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,59 @@ ANVYL = str(Path(sys.executable).with_name("anvyl"))
 
 
 @contextmanager
+def serving_process(
+    argv: Sequence[str],
+    ready_url: str,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    new_session: bool = False,
+    timeout_s: float = 60.0,
+    stop_timeout_s: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process writing to `log` (a file: a full pipe would block it), yielded once
+    `ready_url` answers 200, and stopped at the end whatever happens: SIGTERM (to its whole group
+    with `new_session`), then SIGKILL. A process that exits or stays unready fails with its log."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            list(argv), env=dict(env) if env is not None else None, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=new_session,
+        )  # fmt: skip
+
+    def signal_it(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if new_session:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{argv[:3]} exited with {process.returncode}:\n"
+                                   f"{log.read_text(errors='replace')[-3000:]}")  # fmt: skip
+            try:
+                if httpx.get(ready_url, timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[:3]} not ready in {timeout_s:.0f} s:\n"
+                                   f"{log.read_text(errors='replace')[-3000:]}")  # fmt: skip
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            signal_it(signal.SIGTERM)
+            try:
+                process.wait(timeout=stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                signal_it(signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
 def running_server(
     env: dict[str, str],
     log: Path,
@@ -51,32 +107,35 @@ def running_server(
 ) -> Iterator[ServerProcess]:
     """`anvyl serve` in its own process group, stopped (or killed) at the end whatever happens."""
     port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*command, "serve", "--port", str(port), *args],
-            env=os.environ | {"ANVYL_LOG_FORMAT": "json"} | env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    url = f"http://127.0.0.1:{port}"
+    with serving_process(
+        [*command, "serve", "--port", str(port), *args], f"{url}/health", log,
+        env=os.environ | {"ANVYL_LOG_FORMAT": "json"} | env, new_session=True,
+    ) as process:  # fmt: skip
+        yield ServerProcess(process, url, log)
+
+
+@asynccontextmanager
+async def fresh_postgres_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the PostgreSQL server at `admin_url` (postgresql://...); yields
+    its SQLAlchemy URL (asyncpg) and drops it afterwards, its connections closed by force."""
+    import asyncpg
+
+    name = f"anvyl_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_url, timeout=10)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        yield server
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        await admin.close()
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @asynccontextmanager

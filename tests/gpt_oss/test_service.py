@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
@@ -18,6 +16,7 @@ import httpx
 import openai
 import uvicorn
 from fastapi import FastAPI
+from tests.helpers import serving_process
 
 from anvyl.gpt_oss.cli import Engine, choose_engine, vllm_serve_argv
 from anvyl.gpt_oss.runners import (
@@ -171,46 +170,20 @@ async def test_service_normalizes_harmony_output_streaming_and_not() -> None:
         await client.close()
 
 
-def test_cli_serve_with_the_mlx_engine(tiny_model: Path) -> None:
+def test_cli_serve_with_the_mlx_engine(tiny_model: Path, tmp_path: Path) -> None:
     port = free_port()
-    # A file, not a pipe: uvicorn logs every request and a full pipe would block the server.
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "anvyl.gpt_oss", "serve", "--model", str(tiny_model),
-                "--engine", "mlx", "--host", "127.0.0.1", "--port", str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    raise AssertionError(f"serve exited: {log.read().decode()[-2000:]}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "anvyl-gpt-oss serve did not start"
-                time.sleep(0.2)
-            answer = httpx.post(
-                f"http://127.0.0.1:{port}/v1/chat/completions",
-                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
-                timeout=30,
-            ).json()
-            assert answer["usage"]["completion_tokens"] == 4
-            assert answer["model"] == str(tiny_model)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    argv = [sys.executable, "-m", "anvyl.gpt_oss", "serve", "--model", str(tiny_model),
+            "--engine", "mlx", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with serving_process(argv, f"http://127.0.0.1:{port}/health", tmp_path / "serve.log",
+                         env=env, stop_timeout_s=15):  # fmt: skip
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+            timeout=30,
+        ).json()
+        assert answer["usage"]["completion_tokens"] == 4
+        assert answer["model"] == str(tiny_model)
 
 
 def free_port() -> int:

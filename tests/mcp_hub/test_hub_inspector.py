@@ -5,11 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
+
+from tests.helpers import serving_process
 
 from .conftest import free_port
 
@@ -18,48 +18,18 @@ INSPECTOR_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def hub_without_auth() -> Iterator[str]:
+def hub_without_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`anvyl-mcp-hub serve` on loopback with no token, as the inspector sends no auth."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANVYL_MCP_HUB_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "anvyl.mcp_hub",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("hub did not start")
-            time.sleep(0.1)
+    log = tmp_path_factory.mktemp("hub") / "hub.log"
+    argv = [sys.executable, "-m", "anvyl.mcp_hub", "serve", "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
+    with serving_process(argv, f"{base_url}/health", log, env=env, timeout_s=30):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate(timeout=5)
     # The hub said plainly that auth is off.
-    assert "auth_off" in output
+    assert "auth_off" in log.read_text()
 
 
 def inspector(*args: str) -> dict[str, object]:
