@@ -107,3 +107,22 @@ async def test_while_the_database_refuses_connections_requests_get_503_then_work
     assert [t["task_id"] for t in tasks] == [
         accepted.json()["task_id"]
     ]  # the refused one left nothing
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (f"/tasks?offset={10**22}", "query.offset: Input should be less than or equal to"),
+        ("/tasks?status=done", "query.status: Input should be 'queued'"),
+        (f"/tasks/TASK/events?after={10**22}", "query.after: Input should be less than or equal"),
+        ("/tasks/TASK/events?format=xml", "query.format"),
+    ],
+)
+async def test_out_of_range_or_unknown_query_values_are_422_not_500_or_a_broken_stream(
+    make_orchestrator: OrchestratorFactory, path: str, says: str
+) -> None:
+    async with make_orchestrator(workspace_backend="local") as orch:
+        accepted = await orch.http.post("/orchestrate", json={"query": "ls"})  # ended when answered
+        response = await orch.http.get(path.replace("TASK", accepted.json()["task_id"]))
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"]

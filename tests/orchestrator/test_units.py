@@ -42,6 +42,78 @@ def test_the_planner_refuses_what_needs_a_model_and_says_so() -> None:
         planner.plan("Write a migration that adds an index to the users table", WORKSPACE_TOOLS)
 
 
+@pytest.mark.parametrize(
+    ("query", "verb"),
+    [
+        ("Create a nginx container on port 8080", "create"),
+        ("stop the web container", "stop"),
+        ("please deploy the app", "deploy"),
+        ("add a host", "add"),
+        ("install htop", "install"),
+        ("change the port to 9090", "change"),
+        ("remove old images", "remove"),
+        ("can you start a VM", "start"),
+        ("Could you restart the containers?", "restart"),
+        ("I want to delete the files in the build folder", "delete"),
+        ("list the containers and then kill the web one", "kill"),
+        ("show README.md, then update it", "update"),
+        ("Spin up a postgres container", "spin"),
+        ("go ahead and push the last commit", "push"),
+        ("I'd like you to set the memory limit of the host to 4 GB", "set"),
+        ("re-deploy the app", "deploy"),
+        ("Make a new file called notes.md", "make"),
+        ("shut down the machine", "shut"),
+        ("Upgrade the system packages and show the host resources", "upgrade"),
+        ("what would it take to build the containers?", "build"),
+    ],
+)
+def test_a_request_for_a_change_is_refused_never_answered_with_a_listing(
+    query: str, verb: str
+) -> None:
+    with pytest.raises(planner.PlannerCannotAnswer) as refused:
+        planner.plan(query, WORKSPACE_TOOLS + HUB_TOOLS)
+    message = str(refused.value)
+    assert f"'{verb}' asks for a change" in message
+    assert "no language model is configured" in message
+
+
+@pytest.mark.parametrize(
+    ("query", "tool", "arguments"),
+    [
+        ("list files", "list_files", {}),
+        ("what containers are running?", "docker__list_containers", {}),
+        ("show me the host resources", "infra__get_host_resources", {}),
+        ("git status please", "git_status", {}),
+        ("show README.md", "read_file", {"path": "README.md"}),
+        ("Which files are in the repo?", "list_files", {}),
+        ("show me the last commits", "git_log", {}),
+        ("What changed since the last commit?", "git_status", {}),
+        ("Are there any running containers?", "docker__list_containers", {}),
+        ("how much memory does the host use", "infra__get_host_resources", {}),
+        ("show host info", "infra__get_host_info", {}),
+        ("show me the last commit", "git_log", {}),
+        ("display the latest update of the commit history", "git_log", {}),
+        ("what does `make clean` in docs/Makefile.md say? show docs/Makefile.md", "read_file",
+         {"path": "docs/Makefile.md"}),
+    ],
+)  # fmt: skip
+def test_read_requests_in_other_words_are_still_answered(
+    query: str, tool: str, arguments: dict
+) -> None:
+    planned = planner.plan(query, WORKSPACE_TOOLS + HUB_TOOLS)
+    assert (planned.tool, planned.arguments) == (tool, arguments)
+
+
+@pytest.mark.parametrize(
+    "query", ["I'd like a container running nginx", "containers", "a machine with more memory"]
+)
+def test_a_request_that_asks_to_be_shown_nothing_is_not_answered_with_a_listing(
+    query: str,
+) -> None:
+    with pytest.raises(planner.PlannerCannotAnswer, match="no language model is configured"):
+        planner.plan(query, WORKSPACE_TOOLS + HUB_TOOLS)
+
+
 def test_the_planner_uses_the_hub_tools_only_when_they_are_there() -> None:
     assert planner.plan("show me the containers", HUB_TOOLS).tool == "docker__list_containers"
     assert (

@@ -9,14 +9,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.api import tasks
@@ -54,6 +58,15 @@ def _describe(errors: list[dict[str, object]]) -> str:
             message = "unknown field; remove it"
         parts.append(f"{where or 'body'}: {message}")
     return "; ".join(parts)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods of every route whose path matches the request's."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(scope["path"]):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 class RequestContext:
@@ -205,7 +218,22 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness: open without a key."""
         return {"status": "ok"}
 
-    @app.get("/ready", dependencies=[Depends(require_api_key)])
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route matching the path only.
+            allowed = _allowed_methods(app, request.scope)
+            return JSONResponse(Problem(detail=f"method {request.method} is not allowed here; "
+                                        f"use {', '.join(allowed)}").model_dump(),
+                                status_code=405, headers={"Allow": ", ".join(allowed)})  # fmt: skip
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode; every other bad body is a 422.
+            detail = f"body: cannot be read as JSON ({exc.detail}); send UTF-8 JSON"
+            return JSONResponse(Problem(detail=detail).model_dump(), status_code=422)
+        return await http_exception_handler(request, exc)
+
+    @app.get("/ready", dependencies=[Depends(require_api_key)],
+             responses={503: {"model": Problem, "description": "not ready, and why"}})  # fmt: skip
     async def ready(request: Request) -> JSONResponse:
         """Readiness: the database answers and its schema is at the newest migration."""
         svc = await services(request)
@@ -221,15 +249,19 @@ def create_app(settings: Settings) -> FastAPI:
                                  "migration: run `anvyl db upgrade`"}, status_code=503)  # fmt: skip
         return JSONResponse({"status": "ready", "database": svc.db.dialect})
 
-    @app.get("/metrics", dependencies=[Depends(require_api_key)])
+    @app.get("/metrics", dependencies=[Depends(require_api_key)], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format"}})  # fmt: skip
     async def prometheus(request: Request) -> PlainTextResponse:
         svc: Services = await services(request)
         counts = await svc.store.counts_by_status()
         body = metrics.render(counts, queue_depth=counts[QUEUED])
         return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(tasks.router)
-    app.include_router(workspace_routes.router)
+    # Every error body is a Problem, the 422s of request validation included.
+    errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
+    app.include_router(tasks.router, responses=errors)
+    app.include_router(workspace_routes.router, responses=errors)
     return app
 
 

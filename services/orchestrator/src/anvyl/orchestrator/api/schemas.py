@@ -5,15 +5,60 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 
 from anvyl.orchestrator.db.tables import Task, TaskEvent
 from anvyl.orchestrator.loop.agent_loop import TaskPolicy
+from anvyl.orchestrator.tasks.inputs import (
+    MAX_PATH_CHARS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOADS_BYTES,
+    check_relative_path,
+)
 from anvyl.orchestrator.workspaces.repos import redact_url
 
 MAX_QUERY_CHARS = 20_000
+# Task states, as the store names them (a test checks they agree with tasks.store.ALL_STATES).
+TaskStatus = Literal["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled"]
+# Event seq numbers and list offsets: far beyond any real value, inside the database's integers.
+MAX_SEQ = 999_999_999
+MAX_OFFSET = 2**31 - 1
+
+RelativePath = Annotated[
+    str, Field(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(check_relative_path)
+]
+
+
+class FileUpload(BaseModel):
+    """A file sent with the request, written into the task's workspace before the agent starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: RelativePath = Field(description="path relative to the workspace root, e.g. notes/a.md")
+    content: str = Field(max_length=MAX_UPLOAD_BYTES, description="the file's text (UTF-8)")
+
+    @field_validator("content")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if len(value.encode()) > MAX_UPLOAD_BYTES:
+            raise ValueError(f"longer than {MAX_UPLOAD_BYTES} bytes (UTF-8)")
+        return value
+
+
+FileEntry = Annotated[
+    Annotated[RelativePath, Tag("path")] | Annotated[FileUpload, Tag("upload")],
+    Discriminator(lambda value: "path" if isinstance(value, str) else "upload"),
+]
 
 
 class OrchestrateRequest(BaseModel):
@@ -28,9 +73,19 @@ class OrchestrateRequest(BaseModel):
         max_length=4096,
         description="local git repository path or git URL",
     )
-    files: list[str] = Field(default_factory=list, max_length=100, description="files to focus on")
-    agent: str | None = Field(default=None, max_length=100, description="agent profile name")
-    model: str | None = Field(default=None, max_length=200, description="model endpoint to prefer")
+    files: list[FileEntry] = Field(
+        default_factory=list,
+        max_length=100,
+        description="a path in the repository (needs repo_url or workspace_id), or a file to "
+        f"upload as {{name, content}} (at most {MAX_UPLOAD_BYTES} bytes each, "
+        f"{MAX_UPLOADS_BYTES} together); the agent is told about them",
+    )
+    agent: str | None = Field(
+        default=None, max_length=100, description="agent profile name (none exist yet)"
+    )
+    model: str | None = Field(
+        default=None, max_length=200, description="configured model endpoint to try first"
+    )
     workspace_id: str | None = Field(default=None, max_length=128, pattern=r"^[a-z0-9][a-z0-9-]*$")
     timeout_s: float | None = Field(default=None, gt=0, description="wall-clock limit of the task")
     mode: Literal["sync", "background"] = "sync"
@@ -43,6 +98,17 @@ class OrchestrateRequest(BaseModel):
             raise ValueError("query is empty: say what the agent should do")
         return value
 
+    @field_validator("files")
+    @classmethod
+    def _distinct_and_small(cls, files: list[str | FileUpload]) -> list[str | FileUpload]:
+        names = [f if isinstance(f, str) else f.name for f in files]
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"each file may be given once; repeated: {', '.join(repeated)}")
+        total = sum(len(f.content.encode()) for f in files if isinstance(f, FileUpload))
+        if total > MAX_UPLOADS_BYTES:
+            raise ValueError(f"uploaded files total {total} bytes, more than {MAX_UPLOADS_BYTES}")
+        return files
+
     def fingerprint(self) -> str:
         """What an Idempotency-Key is bound to: the request body, canonically serialized."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -51,7 +117,7 @@ class OrchestrateRequest(BaseModel):
 
 class TaskOut(BaseModel):
     task_id: str
-    status: str
+    status: TaskStatus
     query: str
     repo_url: str | None
     workspace_id: str | None
@@ -83,7 +149,7 @@ class TaskOut(BaseModel):
 
 class Accepted(BaseModel):
     task_id: str
-    status: str
+    status: TaskStatus
 
 
 class TaskPage(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -12,19 +12,24 @@ from sse_starlette import EventSourceResponse
 
 from anvyl.orchestrator.api.auth import require_api_key
 from anvyl.orchestrator.api.schemas import (
+    MAX_OFFSET,
+    MAX_SEQ,
     Accepted,
     Decision,
     EventOut,
+    FileUpload,
     OrchestrateRequest,
     Problem,
     TaskOut,
     TaskPage,
+    TaskStatus,
 )
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.tables import Task
 from anvyl.orchestrator.tasks.bus import TOKEN_EVENT, Token
 from anvyl.orchestrator.tasks.events import follow
-from anvyl.orchestrator.tasks.states import ALL_STATES, FINAL_STATES
+from anvyl.orchestrator.tasks.inputs import check_local_path
+from anvyl.orchestrator.tasks.states import FINAL_STATES
 from anvyl.orchestrator.tasks.store import IdempotencyConflict
 from anvyl.orchestrator.workspaces.repos import InvalidRepository, RepoRef, parse_repo
 
@@ -59,6 +64,38 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
     return None, None
 
 
+def _check_names(svc: Services, body: OrchestrateRequest) -> None:
+    """`agent` and `model` name something that exists, or the request is refused."""
+    if body.agent is not None:
+        # Named agent profiles come with a later version; until then no name is known.
+        raise HTTPException(
+            422, f"agent: no agent named {body.agent!r} exists; known agents: none yet "
+            "(leave agent out)",
+        )  # fmt: skip
+    router = svc.executor.router
+    known = [endpoint.name for endpoint in router.endpoints] if router is not None else []
+    if body.model is not None and body.model not in known:
+        listed = ", ".join(known) if known else "none (no model is configured)"
+        raise HTTPException(422, f"model: no model endpoint named {body.model!r}; known: {listed}")
+
+
+def _check_files(body: OrchestrateRequest, repo: RepoRef | None) -> None:
+    """Paths in `files` need a repository; in one on this machine they must exist inside it."""
+    for index, entry in enumerate(body.files):
+        if isinstance(entry, FileUpload):
+            continue
+        if repo is None:
+            raise HTTPException(
+                422, f"files.{index}: {entry!r} is a path in a repository, but the request names "
+                "no repository (repo_url); to send a file, give {\"name\": ..., \"content\": ...}",
+            )  # fmt: skip
+        if repo.local_path is not None:
+            try:
+                check_local_path(repo.local_path, entry)
+            except ValueError as exc:
+                raise HTTPException(422, f"files.{index}: {exc}") from exc
+
+
 def _sse(events: AsyncIterator[Any]) -> EventSourceResponse:
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for event in events:
@@ -82,11 +119,27 @@ async def _wait_final(svc: Services, task_id: str) -> TaskOut:
     return TaskOut.from_row(task)
 
 
+# One server-sent event (OpenAPI 3.1 describes each event of a text/event-stream with `schema`).
+_EVENT_STREAM = {"text/event-stream": {"schema": {
+    "type": "object", "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the event's seq"},
+        "event": {"type": "string", "description": "the event's type"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/EventOut"}},
+    },
+}}}  # fmt: skip
+
+
 @router.post(
     "/orchestrate",
     response_model=TaskOut,
-    responses={202: {"model": Accepted}, 409: {"model": Problem}, 422: {"model": Problem}},
-)
+    responses={
+        200: {"content": _EVENT_STREAM, "description": "the finished task, or its event stream "
+              "when the request accepts text/event-stream"},
+        202: {"model": Accepted}, 409: {"model": Problem}, 422: {"model": Problem},
+    },
+)  # fmt: skip
 async def orchestrate(
     body: OrchestrateRequest,
     request: Request,
@@ -98,7 +151,9 @@ async def orchestrate(
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
     if body.timeout_s is not None and body.timeout_s > svc.settings.max_task_timeout_s:
         raise HTTPException(422, f"timeout_s: at most {svc.settings.max_task_timeout_s:g} seconds")
+    _check_names(svc, body)
     repo, workspace_id = await _repo_for(svc, body)
+    _check_files(body, repo)
     request_body = body.model_dump(mode="json")
     if repo is not None:
         request_body["repo_url"] = repo.display_url
@@ -131,13 +186,13 @@ async def orchestrate(
 @router.get("/tasks", response_model=TaskPage)
 async def list_tasks(
     svc: SvcDep,
-    status_: Annotated[str | None, Query(alias="status", description="filter by state")] = None,
+    status_: Annotated[
+        TaskStatus | None, Query(alias="status", description="filter by state")
+    ] = None,
     workspace_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TaskPage:
-    if status_ is not None and status_ not in ALL_STATES:
-        raise HTTPException(422, f"status: must be one of {', '.join(ALL_STATES)}")
     rows = await svc.store.list_tasks(status=status_, workspace_id=workspace_id, limit=limit + 1,
                                       offset=offset)  # fmt: skip
     return TaskPage(
@@ -158,21 +213,35 @@ async def get_task(task_id: str, svc: SvcDep) -> TaskOut:
     return TaskOut.from_row(await _task_or_404(svc, task_id))
 
 
-@router.get("/tasks/{task_id}/events", responses={404: {"model": Problem}})
+@router.get(
+    "/tasks/{task_id}/events",
+    response_model=list[EventOut],
+    responses={
+        200: {"content": _EVENT_STREAM, "description": "the task's events: a stream that ends "
+              "with its result event, or with format=json the events stored so far"},
+        404: {"model": Problem},
+    },
+)  # fmt: skip
 async def task_events(
     task_id: str,
     svc: SvcDep,
-    last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="replay from after this seq")] = None,
-    format_: Annotated[str | None, Query(alias="format", pattern="^(json|sse)$")] = None,
+    # "" rather than None when absent: a nullable header would be documented as the text "null".
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^([0-9]{1,9})?$",
+            description="resume after this seq (EventSource sends it on reconnects)",
+        ),
+    ] = "",
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="replay from after this seq")
+    ] = None,
+    format_: Annotated[Literal["json", "sse"] | None, Query(alias="format")] = None,
     tokens: TokensQuery = True,
 ) -> Response:
     await _task_or_404(svc, task_id)
-    start = after or 0
-    if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise HTTPException(422, "Last-Event-ID: must be the seq number of an event")
-        start = int(last_event_id)
+    start = int(last_event_id) if last_event_id else after or 0
     if format_ == "json":
         events = await svc.store.events(task_id, start)
         return JSONResponse([json.loads(EventOut.from_row(e).model_dump_json()) for e in events])

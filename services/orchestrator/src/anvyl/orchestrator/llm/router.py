@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -83,6 +84,16 @@ class ModelRouter:
         if endpoint.name not in self._models:
             self._models[endpoint.name] = make_model(endpoint)
         return self._models[endpoint.name]
+
+    def preferring(self, name: str | None) -> ModelRouter:
+        """This router with endpoint `name` first, then the rest of its chain (unchanged for None
+        or an unknown name). A shallow copy: it shares the clients and circuit breakers, which stay
+        this router's to close."""
+        if name is None or self.endpoints[0].name == name:
+            return self
+        preferred = copy.copy(self)
+        preferred.endpoints = sorted(self.endpoints, key=lambda endpoint: endpoint.name != name)
+        return preferred
 
     async def aclose(self) -> None:
         models, self._models = self._models, {}

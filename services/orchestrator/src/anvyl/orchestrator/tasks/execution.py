@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.approvals import LeaseLost, TaskApprovals
 from anvyl.orchestrator.tasks.bus import EventBus, Token
+from anvyl.orchestrator.tasks.inputs import TaskFiles, create_scratch_repo
 from anvyl.orchestrator.tasks.queue import RunContext
 from anvyl.orchestrator.tasks.states import CANCELLED, FAILED, SUCCEEDED, Event
 from anvyl.orchestrator.tasks.store import TaskStore
@@ -160,13 +162,37 @@ class TaskExecutor:
 
     async def _execute(self, ctx: RunContext, events: TaskEvents) -> tuple[str, dict[str, Any]]:
         task = ctx.task
-        if not task.repo_url:
-            return await self._answer(ctx, events, None)
-        async with self.workspaces.acquire(parse_repo(task.repo_url), events.emit) as workspace:
-            return await self._answer(ctx, events, workspace)
+        files = TaskFiles.of(task.request)
+        if task.repo_url:
+            async with self.workspaces.acquire(parse_repo(task.repo_url), events.emit) as workspace:
+                await files.place(workspace.client)
+                return await self._answer(ctx, events, workspace, files)
+        if not files.uploads:
+            return await self._answer(ctx, events, None, files)
+        # Uploaded files and no repository: a scratch workspace, removed when the task ends.
+        scratch = self.settings.data_dir / "scratch" / task.id
+        repo = None
+        try:
+            repo = parse_repo(str(await create_scratch_repo(scratch)))
+            async with self.workspaces.acquire(repo, events.emit) as workspace:
+                await files.place(workspace.client)
+                return await self._answer(ctx, events, workspace, files)
+        finally:
+            if repo is not None:
+                try:
+                    await asyncio.shield(self.workspaces.remove(repo.workspace_id, purge=True))
+                except (
+                    WorkspaceError
+                ) as exc:  # the janitor removes it later; keep the task's own end
+                    log.warning("scratch.remove_failed", task_id=task.id, error=str(exc))
+            shutil.rmtree(scratch, ignore_errors=True)
 
     async def _answer(
-        self, ctx: RunContext, events: TaskEvents, workspace: ActiveWorkspace | None
+        self,
+        ctx: RunContext,
+        events: TaskEvents,
+        workspace: ActiveWorkspace | None,
+        files: TaskFiles,
     ) -> tuple[str, dict[str, Any]]:
         task = ctx.task
         started = time.perf_counter()
@@ -183,7 +209,7 @@ class TaskExecutor:
         models_note = None
         if self.router is not None:
             try:
-                return await self._agent(ctx, events, workspace, toolset, base, started)
+                return await self._agent(ctx, events, workspace, toolset, base, started, files)
             except NoModelConfigured:
                 pass
             except AllModelsFailed as exc:  # at the first turn: the planner is the last link
@@ -214,18 +240,22 @@ class TaskExecutor:
         toolset: Toolset,
         base: dict[str, Any],
         started: float,
+        files: TaskFiles,
     ) -> tuple[str, dict[str, Any]]:
         assert self.router is not None
         task: Task = ctx.task
+        request = task.request or {}
+        query = f"{task.query}\n\n{files.note()}" if files else task.query
         memory = await self.store.recent_summaries(workspace.id) if workspace else []
         prompt = system_prompt(
             repo=workspace.repo.display_url if workspace else None,
             workspace_id=workspace.id if workspace else None, toolset=toolset,
             max_steps=self.limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
         )  # fmt: skip
-        policy = TaskPolicy.model_validate((task.request or {}).get("policy") or {})
-        result = await AgentLoop(self.router, self.limits, on_delta=events.token).run(
-            system_prompt=prompt, query=task.query, toolset=toolset, emit=events.emit,
+        policy = TaskPolicy.model_validate(request.get("policy") or {})
+        router = self.router.preferring(request.get("model"))
+        result = await AgentLoop(router, self.limits, on_delta=events.token).run(
+            system_prompt=prompt, query=query, toolset=toolset, emit=events.emit,
             approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
         )  # fmt: skip
         last = result.model_calls[-1]
