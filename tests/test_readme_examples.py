@@ -8,6 +8,7 @@ real Google client libraries on our side); the variables that point it at them w
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -95,3 +96,39 @@ def cloud_stand_ins(request: pytest.FixtureRequest, workspace: dict[str, str]) -
     finally:
         client.close()
     return {"ANVYL_CLOUDRUN_API_ENDPOINT": fake.base_url}
+
+
+_BASH_BLOCK = re.compile(r"^[ \t]*```bash\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+
+
+def curl_commands(path: Path) -> list[str]:
+    """Each `curl` command of the file's bash blocks, its continuation lines joined."""
+    commands = []
+    for block in _BASH_BLOCK.findall(path.read_text(encoding="utf-8")):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        commands += [
+            line.strip() for line in joined.splitlines() if line.strip().startswith("curl")
+        ]
+    return commands
+
+
+def test_each_curl_of_the_readme_answers_with_a_finished_task(tmp_path: Path) -> None:
+    """The README's curl commands as written, against a real server: its address and the
+    placeholder repository path are the only things replaced."""
+    from anvyl.orchestrator.cli.demo import create_sample_repo
+
+    commands = curl_commands(ROOT / "README.md")
+    assert len(commands) >= 2
+    repo = create_sample_repo(tmp_path)
+    env = {"ANVYL_DATA_DIR": str(tmp_path / "data"), "ANVYL_WORKSPACE_BACKEND": "local",
+           "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    with running_server(env, tmp_path / "server.log") as server:
+        for command in commands:
+            runnable = command.replace("localhost:8080", server.url).replace(
+                "/path/to/a/git/repo", str(repo)
+            )
+            done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,
+                                  timeout=180)  # fmt: skip
+            assert done.returncode == 0, f"{command}\n{done.stderr}"
+            task = json.loads(done.stdout)
+            assert task["status"] == "succeeded", f"{command}\n{task}"
