@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Row
 
 from anvyl.orchestrator.db.engine import Database
-from anvyl.orchestrator.db.tables import Workspace as WorkspaceRow
 from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
@@ -31,6 +30,7 @@ from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend,
 from anvyl.orchestrator.workspaces.config import BackendContext
 from anvyl.orchestrator.workspaces.registry import get_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef
+from anvyl.orchestrator.workspaces.rows import WorkspaceRows
 from anvyl.orchestrator.workspaces.snapshots import (
     SnapshotInfo,
     SnapshotNotFound,
@@ -43,21 +43,6 @@ from anvyl.worker.models import GitCloneRequest, GitCloneResult
 
 log = get_logger(__name__)
 _RECENTLY_ANSWERED_S = 5.0  # a worker that answered this recently is not probed before a task
-_WORKSPACES = WorkspaceRow.metadata.tables["workspaces"]
-_TOUCH = (
-    update(_WORKSPACES).where(_WORKSPACES.c.id == bindparam("workspace_id"))
-    .values(status=bindparam("status"), repo_url=bindparam("repo_url"),
-            backend=bindparam("backend"), last_used_at=bindparam("now"))
-    .returning(_WORKSPACES.c.id)
-)  # fmt: skip
-_INSERT = insert(_WORKSPACES)
-W = _WORKSPACES.c
-_ALL = select(_WORKSPACES)
-_FIND = select(W.id).where(W.id == bindparam("workspace_id"))
-_SET_STATUS = (
-    update(_WORKSPACES).where(W.id == bindparam("workspace_id")).values(status=bindparam("status"))
-)
-_DELETE = delete(_WORKSPACES).where(W.id == bindparam("workspace_id"))
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -117,7 +102,7 @@ class WorkspaceManager:
         self, settings: Settings, db: Database, backend: WorkspaceBackend, tasks: TaskActivity
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.rows = WorkspaceRows(db)
         self.backend = backend
         self.tasks = tasks
         self._locks: dict[str, asyncio.Lock] = {}
@@ -137,7 +122,7 @@ class WorkspaceManager:
             client, reused, sync = await self._checked_out(repo, emit)
             await emit("workspace.synced", {"action": sync.action, "head": sync.head})
             if not known:
-                await self._register(repo)
+                await self.rows.register(repo.workspace_id, repo.display_url, self.backend.name)
             yield ActiveWorkspace(repo.workspace_id, repo, client, self.backend.name, reused, sync)
 
     async def _checked_out(
@@ -220,7 +205,7 @@ class WorkspaceManager:
 
     async def _files_missing(self, workspace_id: str) -> bool:
         """A known workspace (it has a row) whose files are not on this host, with snapshots on."""
-        if self.snapshots is None or not await self._exists(workspace_id):
+        if self.snapshots is None or not await self.rows.exists(workspace_id):
             return False
         files = self.snapshots.files(workspace_id)
         return not await asyncio.to_thread(files.present)
@@ -248,20 +233,6 @@ class WorkspaceManager:
         if cached is not None:
             await cached[1].aclose()
 
-    async def _register(self, repo: RepoRef) -> None:
-        """The workspace's row, as idle with a live worker: an UPDATE, or an INSERT the first time."""
-        values = {"status": "idle", "repo_url": repo.display_url, "backend": self.backend.name}
-        now = utcnow()
-
-        def record(connection: Connection) -> None:
-            updated = connection.execute(
-                _TOUCH, {"workspace_id": repo.workspace_id, "now": now, **values}
-            )
-            if updated.first() is None:
-                connection.execute(_INSERT, {"id": repo.workspace_id, **values})
-
-        await self.db.write(record)
-
     # Lifecycle: adoption at start-up, idle stop and retention, listing and removal -----------------
 
     async def adopt(self) -> list[str]:
@@ -280,22 +251,11 @@ class WorkspaceManager:
                 await self.backend.remove(worker.workspace_id, purge=False)
                 continue
             adopted.append(worker.workspace_id)
-            await self._adopt_row(worker.workspace_id, "idle" if worker.running else "stopped")
+            await self.rows.adopt(worker.workspace_id, "idle" if worker.running else "stopped",
+                                  self.backend.name)  # fmt: skip
         if adopted:
             log.info("workspace.adopted", workspaces=adopted)
         return adopted
-
-    async def _adopt_row(self, workspace_id: str, status: str) -> None:
-        """The row of an adopted worker: its status set, or a new row when there was none."""
-        found = {"workspace_id": workspace_id, "status": status}
-        new = {"id": workspace_id, "repo_url": "(adopted)", "backend": self.backend.name,
-               "status": status}  # fmt: skip
-
-        def adopt(connection: Connection) -> None:
-            if connection.execute(_SET_STATUS, found).rowcount == 0:
-                connection.execute(_INSERT, new)
-
-        await self.db.write(adopt)
 
     async def sweep(self) -> dict[str, list[str]]:
         """Stop workers idle past the idle timeout; remove workspaces unused past the retention time."""
@@ -316,22 +276,15 @@ class WorkspaceManager:
                 await self._forget(row.id)
                 if unused_for >= self.settings.workspace_retention_s:
                     await self.backend.remove(row.id, purge=True)
-                    await self._delete_row(row.id)
+                    await self.rows.delete(row.id)
                     removed.append(row.id)
                 elif row.status not in ("stopped", "removed"):
                     await self.backend.stop(row.id)
-                    await self._set_status(row.id, "stopped")
+                    await self.rows.set_status(row.id, "stopped")
                     stopped.append(row.id)
         if stopped or removed:
             log.info("workspace.swept", stopped=stopped, removed=removed)
         return {"stopped": stopped, "removed": removed}
-
-    async def _set_status(self, workspace_id: str, status: str) -> None:
-        parameters = {"workspace_id": workspace_id, "status": status}
-        await self.db.write(lambda c: c.execute(_SET_STATUS, parameters))
-
-    async def _delete_row(self, workspace_id: str) -> None:
-        await self.db.write(lambda c: c.execute(_DELETE, {"workspace_id": workspace_id}))
 
     async def run_janitor(self) -> None:
         while True:
@@ -346,7 +299,7 @@ class WorkspaceManager:
         recently used first. Read from the tasks, which every replica keeps current (a flag on the
         row would stay set when an orchestrator died mid-task)."""
 
-        rows = await self.db.read(lambda c: list(c.execute(_ALL)))
+        rows = await self.rows.all()
         busy, last_finished = await self.tasks.workspace_activity()
         usage = [(row, max(row.last_used_at, last_finished.get(row.id) or row.last_used_at),
                   row.id in busy) for row in rows]  # fmt: skip
@@ -368,13 +321,9 @@ class WorkspaceManager:
             for row, last_used, busy in await self._usage()
         ]
 
-    async def _exists(self, workspace_id: str) -> bool:
-        parameters = {"workspace_id": workspace_id}
-        return await self.db.read(lambda c: c.execute(_FIND, parameters).first()) is not None
-
     async def remove(self, workspace_id: str, *, purge: bool) -> bool:
         """Stop and remove a workspace's worker (and its files with `purge`). False if unknown."""
-        if not await self._exists(workspace_id):
+        if not await self.rows.exists(workspace_id):
             return False
         if await self.tasks.has_active_task(workspace_id):
             raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
@@ -382,9 +331,9 @@ class WorkspaceManager:
             await self._forget(workspace_id)
             await self.backend.remove(workspace_id, purge=purge)
             if purge:
-                await self._delete_row(workspace_id)
+                await self.rows.delete(workspace_id)
             else:
-                await self._set_status(workspace_id, "removed")
+                await self.rows.set_status(workspace_id, "removed")
         return True
 
     # Snapshots --------------------------------------------------------------------------------
@@ -402,7 +351,7 @@ class WorkspaceManager:
             return await store.restore(workspace_id, snapshot)
 
     async def _snapshot_store(self, workspace_id: str) -> SnapshotStore:
-        if not await self._exists(workspace_id):
+        if not await self.rows.exists(workspace_id):
             raise WorkspaceNotFound(f"no workspace with id {workspace_id!r}")
         if self.snapshots is None:
             raise SnapshotsUnavailable(self.snapshots_off)
