@@ -64,5 +64,8 @@ class TaskApprovals:
                     after_seq = event.seq
                     if event.type == DECISION_EVENT and event.data.get("call_id") == call_id:
                         return bool(event.data.get("approved")), event.data.get("note")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), _POLL_S)
+                with contextlib.suppress(
+                    TimeoutError
+                ):  # asyncio.timeout keeps a cancel (see queue)
+                    async with asyncio.timeout(_POLL_S):
+                        await waiter.wait()

@@ -58,7 +58,10 @@ async def follow(
             if batch or live:
                 continue
             try:
-                await asyncio.wait_for(listener.waiter.wait(), poll_s)
+                async with asyncio.timeout(
+                    poll_s
+                ):  # not wait_for: it can drop a cancel (see queue)
+                    await listener.waiter.wait()
             except TimeoutError:
                 # Nothing new for a while: a client that reconnected after the end has seen it all.
                 task = await store.get(task_id)

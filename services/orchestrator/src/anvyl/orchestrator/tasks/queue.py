@@ -181,8 +181,11 @@ class TaskQueue:
                 task = None
                 await asyncio.sleep(self.settings.queue_poll_s)
             if task is None:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that comes as
+                # the wake-up arrives, and the runner then never stops (shutdown hung).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeups.get(), self.settings.queue_poll_s)
+                    async with asyncio.timeout(self.settings.queue_poll_s):
+                        await self._wakeups.get()
                 continue
             self.wake()  # there may be more: let another idle runner look
             await self._run(task)
