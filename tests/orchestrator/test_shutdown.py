@@ -7,7 +7,9 @@ import asyncio
 from tests.orchestrator.conftest import OrchestratorFactory
 
 
-async def test_it_stops_right_after_a_task_is_queued(make_orchestrator: OrchestratorFactory) -> None:
+async def test_it_stops_right_after_a_task_is_queued(
+    make_orchestrator: OrchestratorFactory,
+) -> None:
     # The enqueue wakes a runner as the shutdown cancels it: on Python 3.11 asyncio.wait_for
     # dropped that cancel and the runner (and so the shutdown) never ended.
     async def queue_then_stop() -> None:

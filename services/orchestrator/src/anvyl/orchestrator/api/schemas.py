@@ -62,7 +62,9 @@ FileEntry = Annotated[
 
 
 class OrchestrateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Surrounding whitespace is stripped after the length checks (see _stripped), so that the
+    # documented maxLength holds for the text as sent.
+    model_config = ConfigDict(extra="forbid")
 
     query: str = Field(
         min_length=1, max_length=MAX_QUERY_CHARS, description="what the agent should do"
@@ -91,10 +93,15 @@ class OrchestrateRequest(BaseModel):
     mode: Literal["sync", "background"] = "sync"
     policy: TaskPolicy | None = Field(default=None, description="tool allow-list and pre-approvals")
 
+    @field_validator("query", "repo_url", "agent", "model")
+    @classmethod
+    def _stripped(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip()
+
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not value:
             raise ValueError("query is empty: say what the agent should do")
         return value
 
