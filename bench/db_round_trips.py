@@ -2,7 +2,7 @@
 
     uv run python bench/db_round_trips.py [--tasks 100] [--databases postgres sqlite]
 
-An in-process orchestrator (its real lifespan: migrations, queue, 4 runners; local workspace
+An in-process orchestrator (its real lifespan: migrations, queue, 4 task slots; local workspace
 backend, built-in planner) on a fresh database works through --tasks background "list files" tasks
 on a git repo made by the bench, one workspace, posted at once; a client polls the last one until it
 ends. SQLAlchemy's `before_cursor_execute`, `commit` and `rollback` events count what reaches the
@@ -10,7 +10,7 @@ database after a warm-up task. On PostgreSQL each statement is a round trip, and
 block two more (BEGIN, COMMIT or ROLLBACK); statements outside a block (autocommit) need neither.
 A round trip costs about 0.2 ms of CPU in `send()` alone on the 2-CPU test VM, so this count is
 what the task API's latency under load on PostgreSQL follows. Counts, not times: the table is the
-same on any machine, give or take the runners' looks that find nothing (they vary with timing).
+same on any machine, give or take the task slots' looks that find nothing (they vary with timing).
 The temporary database and directory are removed at the end, also on Ctrl-C or failure.
 """
 
@@ -86,7 +86,7 @@ async def count(database_url: str, tmp: Path, repo: Path, tasks: int) -> dict[st
         ) as http:
             warm_up = (await http.post("/orchestrate", json=body)).json()  # starts the worker
             assert warm_up["status"] == "succeeded", warm_up
-            await asyncio.sleep(0.5)  # the warm-up's runner settles
+            await asyncio.sleep(0.5)  # the warm-up's task slot settles
             counts.clear()
             ids = []
             for _ in range(tasks):
@@ -122,7 +122,7 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     blocks = BLOCKS
     print(f"\ndatabase statements per task ({args.tasks} background tasks, one workspace, "
-          "4 runners, local backend, built-in planner)\n")  # fmt: skip
+          "4 task slots, local backend, built-in planner)\n")  # fmt: skip
     header = "| per task | " + " | ".join(results) + " |"
     print(header)
     print("|---" * (len(results) + 1) + "|")

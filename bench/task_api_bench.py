@@ -6,14 +6,14 @@ throughput under 32 concurrent clients, and the queue's added delay from enqueue
 
 Set-ups (each a real `anvyl serve`, its own processes, on a fresh database; local workspace
 backend, built-in planner, "list files" tasks on a git repo made by the bench):
-  sqlite          one process: the API and 4 task runners (the embedded default);
+  sqlite          one process: the API and 4 task slots (the embedded default);
   postgres        the same on PostgreSQL;
   postgres-split  an API-only process (ANVYL_MAX_CONCURRENT_TASKS=0) that the clients talk to, and
-                  a runner process; PostgreSQL LISTEN/NOTIFY hands new tasks over;
-  postgres-x2     (opt-in) `anvyl serve --workers 2`: two processes, each API and runners.
+                  a task process; PostgreSQL LISTEN/NOTIFY hands new tasks over;
+  postgres-x2     (opt-in) `anvyl serve --workers 2`: two processes, each API and task slots.
 
 Measures, per set-up, in this order:
-  1. enqueue -> start with a free runner: tasks sent one at a time in sync mode; the stored
+  1. enqueue -> start with a free task slot: tasks sent one at a time in sync mode; the stored
      created_at -> started_at;
   2. GET /health (the HTTP floor), GET /tasks/{id}, POST /orchestrate mode=background:
      - 1 client, closed loop (the next request when the previous answer is in);
@@ -22,9 +22,9 @@ Measures, per set-up, in this order:
        client's previous one is charged the wait (no coordinated omission);
      - 32 clients, closed loop: the saturation throughput; latency there is 32 / throughput
        (Little's law), a property of the capacity rather than of one request.
-  The background POSTs all go to one workspace, so the runners work through that backlog (one task
+  The background POSTs all go to one workspace, so the task slots work through that backlog (one task
   at a time) while the later measures run: an orchestrator with work to do. With
-  --behind-long-task they queue behind a long task instead and the runners stay idle: the API path
+  --behind-long-task they queue behind a long task instead and the task slots stay idle: the API path
   alone.
 
 The clients are aiohttp sessions in this process (one connection each), sharing the machine's CPUs
@@ -124,8 +124,8 @@ async def start_setup(setup: str, tmp: Path) -> AsyncIterator[str]:
                 yield stack.enter_context(
                     anvyl_serve(env(url, setup), tmp / f"{setup}.log", ("--workers", "2"))
                 )
-            else:  # postgres-split: the runner process first, then the API-only one
-                stack.enter_context(anvyl_serve(env(url, "runner"), tmp / "runner.log"))
+            else:  # postgres-split: the task process first, then the API-only one
+                stack.enter_context(anvyl_serve(env(url, "tasks"), tmp / "tasks.log"))
                 yield stack.enter_context(anvyl_serve(
                     env(url, "api", ANVYL_MAX_CONCURRENT_TASKS="0"), tmp / "api.log"))  # fmt: skip
             stack.close()  # stop the servers before the database is dropped
@@ -226,7 +226,7 @@ async def bench_setup(
         background = body | {"mode": "background"}
         if args.behind_long_task:
             # A long task holds the workspace: the POSTed tasks queue behind it and do not run, so
-            # the figures are those of the API path alone (idle runners, a growing queue).
+            # the figures are those of the API path alone (idle task slots, a growing queue).
             async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as http:
                 long = body | {"query": "run `sleep 3600`", "mode": "background"}
                 # Tasks of a workspace run in arrival order: every later one waits for this one.
@@ -286,8 +286,8 @@ async def main_async(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     load_avg = os.getloadavg()
-    queue = ("the POSTed tasks wait behind a long task (runners idle)" if args.behind_long_task
-             else "the runners work through the POSTed tasks meanwhile")  # fmt: skip
+    queue = ("the POSTed tasks wait behind a long task (task slots idle)" if args.behind_long_task
+             else "the task slots work through the POSTed tasks meanwhile")  # fmt: skip
     print(f"\ntask API bench ({queue}): {os.cpu_count()} CPUs, load average {load_avg[0]:.1f} "
           f"{load_avg[1]:.1f}; targets: POST background p50 < {TARGET_P50_MS:.0f} ms, p99 < "
           f"{TARGET_P99_MS:.0f} ms under {args.clients} clients; enqueue -> start < "
@@ -323,7 +323,7 @@ def main() -> int:
     parser.add_argument("--single-n", type=int, default=300, help="requests of the 1-client run")
     parser.add_argument("--delay-tasks", type=int, default=100)
     parser.add_argument("--behind-long-task", action="store_true",
-                        help="the POSTed tasks wait behind a long task of their workspace (runners "
+                        help="the POSTed tasks wait behind a long task of their workspace (task slots "
                         "idle): the API path alone")  # fmt: skip
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()

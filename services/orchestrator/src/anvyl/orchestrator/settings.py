@@ -73,16 +73,18 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(default=120.0, gt=0)
     max_concurrent_tasks: int = Field(
         default=4, ge=0, le=256,
-        description="task runners in this process; 0: an API-only process (PostgreSQL only)",
+        description="task slots (tasks run at once) in this process; 0: an API-only process (PostgreSQL only)",
     )  # fmt: skip
     default_task_timeout_s: float = Field(default=1800.0, gt=0)
     max_task_timeout_s: float = Field(default=6 * 3600.0, gt=0)
-    task_lease_s: float = Field(default=15.0, ge=1, description="a runner renews its task's lease")
+    task_lease_s: float = Field(
+        default=15.0, ge=1, description="a task slot renews its task's lease"
+    )
     task_max_attempts: int = Field(
         default=3, ge=1, description="runs before an orphaned task fails"
     )
     queue_poll_s: float = Field(
-        default=0.5, gt=0, description="how often idle runners look for work"
+        default=0.5, gt=0, description="how often idle task slots look for work"
     )
 
     # The agent loop.

@@ -168,7 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("orchestrator.started", database=db.dialect, workspace_backend=backend.name,
                  models=[e.name for e in router.endpoints] if router else [],
                  mcp_tools=len(mcp.tools()), mcp_errors=mcp.errors,
-                 runners=settings.max_concurrent_tasks, queue_owner=queue.owner)  # fmt: skip
+                 task_slots=settings.max_concurrent_tasks, queue_owner=queue.owner)  # fmt: skip
         # The start-up objects (modules, compiled statements, schemas) live as long as the process:
         # out of the collector's sight, a full collection no longer walks them (it paused requests
         # for up to 190 ms under load).

@@ -22,11 +22,11 @@ def serve(
             min=1,
             max=64,
             help="processes sharing the port and the task queue "
-            "(PostgreSQL only; each runs ANVYL_MAX_CONCURRENT_TASKS runners)",
+            "(PostgreSQL only; each runs ANVYL_MAX_CONCURRENT_TASKS task slots)",
         ),
     ] = 1,
 ) -> None:
-    """Run the orchestrator's HTTP API and its task runners."""
+    """Run the orchestrator's HTTP API and its task slots."""
     import uvicorn
     from sqlalchemy.engine import make_url
 

@@ -35,7 +35,7 @@ class Database:
             # redundant trip to aiosqlite's thread on every use.
             kwargs = {"connect_args": {"timeout": 30}, "pool_reset_on_return": None}
         elif self.dialect == "postgresql":
-            # Sized for the runners plus concurrent API requests, so connections are reused rather
+            # Sized for the task slots plus concurrent API requests, so connections are reused rather
             # than opened per burst; recycled instead of pinged before every checkout.
             kwargs.update(pool_size=20, max_overflow=20, pool_recycle=1800,
                           connect_args={"timeout": 10, "command_timeout": 60})  # fmt: skip
@@ -48,7 +48,7 @@ class Database:
         # SQLite files: each transaction (or read) runs whole on a thread of its own with the
         # synchronous driver, one trip from the event loop and back. Through aiosqlite every
         # statement is three or four trips, and under load each trip waits for a turn of the loop
-        # (an enqueue spent 2 ms executing and 3 ms waiting for the runners' writes that way).
+        # (an enqueue spent 2 ms executing and 3 ms waiting for the task slots' writes that way).
         # One writer thread is also the writers' turn-taking: a transaction that reads then writes
         # (numbering events, claiming) cannot race another. (The async engine, aiosqlite, only
         # runs the migrations there.)

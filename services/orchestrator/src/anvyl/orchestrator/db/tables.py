@@ -70,7 +70,7 @@ class Task(Base):
     # The seq of the task's last event: appending advances it (UPDATE ... RETURNING), which also
     # locks the row, so a task's events are numbered without gaps across processes.
     event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    # Queue: a runner holds a lease it renews; an expired lease means its orchestrator died.
+    # Queue: the process running a task holds a lease it renews; an expired lease means its orchestrator died.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -207,11 +207,11 @@ class McpToolbox:
                     name=f"{server}{SEPARATOR}{tool.name}", description=tool.description or tool.name,
                     parameters=tool.input_schema or {"type": "object", "properties": {}},
                     read_only=read_only, destructive=destructive,
-                    run=self._runner(server, tool.name), source=server,
+                    run=self._caller(server, tool.name), source=server,
                 ))  # fmt: skip
         return found
 
-    def _runner(self, server: str, tool: str) -> Callable[[dict[str, Any]], Awaitable[str]]:
+    def _caller(self, server: str, tool: str) -> Callable[[dict[str, Any]], Awaitable[str]]:
         async def run(arguments: dict[str, Any]) -> str:
             try:
                 result: CallToolResult = await self.connections[server].request(

@@ -1,6 +1,6 @@
 """Human approval of tool calls: the task waits in `waiting_approval` until a decision is recorded.
 
-The decision is an event written by POST /tasks/{id}/approve|reject on any replica; the runner
+The decision is an event written by POST /tasks/{id}/approve|reject on any replica; the task slot
 finds it through the event bus (same replica) or by polling (another one).
 """
 
@@ -21,7 +21,7 @@ _POLL_S = 0.25
 
 
 class LeaseLost(RuntimeError):
-    """The task is no longer this runner's (another replica took it over)."""
+    """The task is no longer this slot's (another replica took it over)."""
 
 
 class TaskApprovals:

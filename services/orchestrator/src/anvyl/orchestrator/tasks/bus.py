@@ -1,9 +1,9 @@
 """Live task events in this process: wake-ups for the streams following a task, and tokens.
 
 Stored events (steps) live in the database, one per step, each with its `seq`. Token events (the
-model's text as it streams) are live only: the runner hands them to the streams of its own process
+model's text as it streams) are live only: the process running the task hands them to the streams of its own process
 that asked for them, and they are never stored. A token carries `after_seq`, the seq of the last
-stored event of the task when it was published (the runner publishes a token only once every step
+stored event of the task when it was published (a token is published only once every step
 before it is stored), so `events.follow` can place it between the stored events exactly.
 """
 

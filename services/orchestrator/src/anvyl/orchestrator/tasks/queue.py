@@ -1,6 +1,6 @@
-"""The task queue: N runners per orchestrator process claim tasks from the database.
+"""The task queue: N task slots per orchestrator process claim tasks from the database.
 
-PostgreSQL: runners of several processes share one queue (FOR UPDATE SKIP LOCKED), each running task
+PostgreSQL: the slots of several processes share one queue (FOR UPDATE SKIP LOCKED), each running task
 is leased and the lease renewed by a heartbeat; a reaper re-queues tasks whose lease expired.
 SQLite: one process only, enforced with a lock file next to the database.
 """
@@ -29,7 +29,7 @@ from anvyl.orchestrator.tasks.store import TaskStore
 
 log = get_logger(__name__)
 StopReason = Literal["cancel", "timeout", "lease_lost", "shutdown"]
-_HEARTBEAT_S = 0.5  # also how fast a cancel sent to any replica reaches the runner
+_HEARTBEAT_S = 0.5  # also how fast a cancel sent to any replica reaches the slot running the task
 
 
 class QueueAlreadyRunning(RuntimeError):
@@ -47,7 +47,7 @@ class RunContext:
     started: float = field(default_factory=time.perf_counter)
 
 
-class Runner(Protocol):
+class Executor(Protocol):
     """What the queue calls to run a task (the executor)."""
 
     async def run(self, ctx: RunContext) -> None: ...
@@ -87,11 +87,11 @@ class SingleProcessLock:
 
 class TaskQueue:
     def __init__(
-        self, settings: Settings, store: TaskStore, runner: Runner, metrics: Metrics
+        self, settings: Settings, store: TaskStore, executor: Executor, metrics: Metrics
     ) -> None:
         self.settings = settings
         self.store = store
-        self.runner = runner
+        self.executor = executor
         self.metrics = metrics
         self.owner = f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
         self.single_process = store.db.dialect == "sqlite"
@@ -101,15 +101,15 @@ class TaskQueue:
         self._claim_lock = (
             asyncio.Lock()
         )  # SQLite has no SKIP LOCKED: claims in one process are serial
-        # Wake-up tokens: one per new task (or freed workspace) wakes one idle runner; a token put
-        # while every runner is busy waits for the next one that looks, so none is lost.
+        # Wake-up tokens: one per new task (or freed workspace) wakes one idle slot; a token put
+        # while every slot is busy waits for the next one that looks, so none is lost.
         self._wakeups: asyncio.Queue[None] = asyncio.Queue(
             maxsize=max(settings.max_concurrent_tasks, 1)
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, tuple[RunContext, asyncio.Task[None]]] = {}
         # Tells the other processes of a new task (PostgreSQL LISTEN/NOTIFY), so that an API-only
-        # process's tasks start at once on a runner process instead of at its next poll.
+        # process's tasks start at once in a process with task slots instead of at its next poll.
         self.relay: Callable[[str | None], None] | None = None
 
     async def start(self) -> None:
@@ -126,23 +126,23 @@ class TaskQueue:
             )
             if requeued:
                 log.info("queue.requeued_orphans", tasks=requeued)
-        self._tasks = [asyncio.create_task(self._runner_loop(i), name=f"runner-{i}")
+        self._tasks = [asyncio.create_task(self._slot_loop(i), name=f"task-slot-{i}")
                        for i in range(self.settings.max_concurrent_tasks)]  # fmt: skip
         if not self.single_process:
             self._tasks.append(asyncio.create_task(self._reaper_loop(), name="reaper"))
-        log.info("queue.started", owner=self.owner, runners=self.settings.max_concurrent_tasks)
+        log.info("queue.started", owner=self.owner, task_slots=self.settings.max_concurrent_tasks)
 
     def enqueued(self, workspace_id: str | None) -> None:
-        """A task was just queued by this process: wake a runner here and in the other processes."""
+        """A task was just queued by this process: wake a task slot here and in the other processes."""
         self.wake(workspace_id)
         if self.relay is not None:
             self.relay(workspace_id)
 
     def wake(self, workspace_id: str | None = None) -> None:
-        """New work (or a freed workspace): let one idle runner look now instead of at its next poll.
+        """New work (or a freed workspace): let one idle slot look now instead of at its next poll.
 
-        A new task of a workspace this process is running cannot start yet, and the runner that
-        finishes the workspace's current task looks next anyway: no runner is woken for it. (With a
+        A new task of a workspace this process is running cannot start yet, and the slot that
+        finishes the workspace's current task looks next anyway: no slot is woken for it. (With a
         backlog behind a busy workspace, every needless look is a scan of that backlog.)
         """
         if workspace_id is not None and workspace_id in self._busy_workspaces():
@@ -170,26 +170,26 @@ class TaskQueue:
         if self._lock is not None:
             self._lock.release()
 
-    # Runners ----------------------------------------------------------------------------------
+    # Task slots -------------------------------------------------------------------------------
 
-    async def _runner_loop(self, index: int) -> None:
+    async def _slot_loop(self, index: int) -> None:
         while True:
             try:
                 task = await self._claim()
             except Exception:
-                log.exception("queue.claim_failed", runner=index)
+                log.exception("queue.claim_failed", slot=index)
                 task = None
                 await asyncio.sleep(self.settings.queue_poll_s)
             if task is None:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that comes as
-                # the wake-up arrives, and the runner then never stops (shutdown hung).
+                # the wake-up arrives, and the slot then never stops (shutdown hung).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.queue_poll_s):
                         await self._wakeups.get()
                 continue
-            self.wake()  # there may be more: let another idle runner look
+            self.wake()  # there may be more: let another idle slot look
             await self._run(task)
-            # The workspace is free: this runner looks again at once, so its next task starts.
+            # The workspace is free: this slot looks again at once, so its next task starts.
 
     async def _claim(self) -> Task | None:
         if self.single_process:
@@ -209,7 +209,7 @@ class TaskQueue:
             else 0
         )
         self.metrics.queue_wait.observe(max(queued_for, 0.0))
-        job = asyncio.create_task(self.runner.run(ctx), name=f"task-{task.id}")
+        job = asyncio.create_task(self.executor.run(ctx), name=f"task-{task.id}")
         self._running[task.id] = (ctx, job)
         self.metrics.running.set(len(self._running))
         deadline = time.monotonic() + ctx.timeout_s

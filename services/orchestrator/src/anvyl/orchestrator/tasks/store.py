@@ -268,7 +268,7 @@ class TaskStore:
         """
         now = utcnow()
         parameters = {"owner": owner, "now": now, "expires": now + timedelta(seconds=lease_s)}
-        started = {"status": RUNNING, "runner": owner}
+        started = {"status": RUNNING, "runner": owner}  # "runner": the queue owner id (API field)
         if self.db.dialect == "postgresql":
             claimed = await self.db.write_single(lambda c: task_or_none(
                 c.execute(PG_CLAIM, parameters | {"event": started})))  # fmt: skip
@@ -354,19 +354,21 @@ class TaskStore:
         return self._stored(task_id, await self.db.write(release))
 
     async def request_cancel(self, task_id: str) -> str | None:
-        """Cancel a queued task at once; flag an active one for its runner. Returns the new status."""
+        """Cancel a queued task at once; flag an active one for the process running it. Returns the new status."""
         if await self.finish(task_id, CANCELLED, owner=None, from_states=(QUEUED,),
                              error="cancelled before it started"):  # fmt: skip
             return CANCELLED
         flag = {"task_id": task_id}
         row = await self.db.write_single(lambda c: c.execute(FLAG_CANCEL, flag).first())
-        if row is not None:  # no event yet: the runner's next heartbeat sees the flag and stops
+        if (
+            row is not None
+        ):  # no event yet: the next heartbeat of its process sees the flag and stops
             return str(row[0])
         task = await self.get(task_id)
         return None if task is None else task.status
 
     async def requeue_expired(self, max_attempts: int, *, all_active: bool = False) -> list[str]:
-        """Re-queue tasks whose runner's lease expired (its orchestrator died), or fail them after
+        """Re-queue tasks whose lease expired (its orchestrator died), or fail them after
         `max_attempts`. With `all_active`, every active task counts as orphaned (SQLite start-up)."""
         stale = select(T.id, T.attempts).where(T.status.in_(ACTIVE_STATES))
         if not all_active:

@@ -1,9 +1,9 @@
 """Wake-ups across orchestrator processes on one PostgreSQL database (LISTEN/NOTIFY).
 
 Tasks and events live in the database; all that crosses processes here is "look now": a new task
-wakes an idle runner in every process, a new event wakes the streams following its task in every
-process. A lost notification costs latency, never data: runners and streams also poll. So an
-API-only process (ANVYL_MAX_CONCURRENT_TASKS=0) hands its tasks to runner processes at once, and a
+wakes an idle task slot in every process, a new event wakes the streams following its task in every
+process. A lost notification costs latency, never data: task slots and streams also poll. So an
+API-only process (ANVYL_MAX_CONCURRENT_TASKS=0) hands its tasks to the processes with task slots at once, and a
 client streaming from one replica sees the events another replica writes as they are written.
 """
 
