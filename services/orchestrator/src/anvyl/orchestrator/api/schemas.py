@@ -40,7 +40,7 @@ RelativePath = Annotated[
 
 
 class FileUpload(BaseModel):
-    """A file sent with the request, written into the task's workspace before the agent starts."""
+    """A file sent with the request, written into the task's workspace before the agent loop starts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,9 +66,7 @@ class OrchestrateRequest(BaseModel):
     # documented maxLength holds for the text as sent.
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(
-        min_length=1, max_length=MAX_QUERY_CHARS, description="what the agent should do"
-    )
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to do")
     repo_url: str | None = Field(
         default=None,
         min_length=1,
@@ -80,7 +78,7 @@ class OrchestrateRequest(BaseModel):
         max_length=100,
         description="a path in the repository (needs repo_url or workspace_id), or a file to "
         f"upload as {{name, content}} (at most {MAX_UPLOAD_BYTES} bytes each, "
-        f"{MAX_UPLOADS_BYTES} together); the agent is told about them",
+        f"{MAX_UPLOADS_BYTES} together); the model is told about them",
     )
     agent: str | None = Field(
         default=None, max_length=100, description="agent profile name (none exist yet)"
@@ -102,7 +100,7 @@ class OrchestrateRequest(BaseModel):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value:
-            raise ValueError("query is empty: say what the agent should do")
+            raise ValueError("query is empty: say what to do")
         return value
 
     @field_validator("files")

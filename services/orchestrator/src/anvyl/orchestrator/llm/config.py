@@ -59,8 +59,8 @@ class ModelEndpoint(BaseModel):
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
     harmony: bool = True  # normalize gpt-oss harmony markers found in content
-    temperature: float | None = Field(default=None, ge=0)  # overrides the agent's setting
-    max_output_tokens: int | None = Field(default=None, ge=1)  # overrides the agent's setting
+    temperature: float | None = Field(default=None, ge=0)  # overrides ANVYL_AGENT_TEMPERATURE
+    max_output_tokens: int | None = Field(default=None, ge=1)  # overrides ANVYL_AGENT_TEMPERATURE
 
     @model_validator(mode="after")
     def _fill_vendor_defaults(self) -> ModelEndpoint:

@@ -1,4 +1,4 @@
-"""The cloudrun backend: one Cloud Run service per workspace, from the agent image.
+"""The cloudrun backend: one Cloud Run service per workspace, from the worker image.
 
 The service (cloudrun_spec.py) keeps its files on a GCS volume. Deleting the service keeps them,
 so `stop` deletes the service and the next `ensure_running` deploys a fresh one onto the same
