@@ -257,9 +257,9 @@ def main() -> int:
     base = import_time("sys")
     rows.append(
         (
-            "import anvyl.worker.server, uvicorn in the image (n=3)",
+            "import anvyl.worker.app, uvicorn in the image (n=3)",
             "ms",
-            (import_time("anvyl.worker.server, uvicorn") - base) * 1e3,
+            (import_time("anvyl.worker.app, uvicorn") - base) * 1e3,
             float("nan"),
         )
     )
