@@ -179,11 +179,11 @@ class TaskExecutor:
                 return await self._answer(ctx, events, workspace, files)
         finally:
             if repo is not None:
+                # A failed removal is logged, not raised: the janitor removes it later, and the
+                # task keeps its own end.
                 try:
                     await asyncio.shield(self.workspaces.remove(repo.workspace_id, purge=True))
-                except (
-                    WorkspaceError
-                ) as exc:  # the janitor removes it later; keep the task's own end
+                except WorkspaceError as exc:
                     log.warning("scratch.remove_failed", task_id=task.id, error=str(exc))
             shutil.rmtree(scratch, ignore_errors=True)
 
