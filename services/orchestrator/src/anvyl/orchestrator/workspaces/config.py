@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -190,3 +190,16 @@ def fold_flat_keys(data: dict[str, Any]) -> dict[str, Any]:
         known = {key for cls in CONFIGS.values() for key in cls.model_fields}
         section = {k: v for k, v in section.items() if k in config.model_fields or k not in known}
     return data | {"workspace": {**section, **mine, "type": kind}}
+
+
+class WorkspaceSettings(Protocol):
+    """What the workspaces read of the process's settings (`Settings` has all of it); a protocol, so
+    that the workspaces package does not import the settings module, which imports this one."""
+
+    workspace: AnyWorkspaceConfig
+    instance: str
+    data_dir: Path
+    worker_start_timeout_s: float
+    workspace_idle_timeout_s: float
+    workspace_retention_s: float
+    workspace_sweep_interval_s: float

@@ -25,9 +25,8 @@ from sqlalchemy import Row
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
-from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
-from anvyl.orchestrator.workspaces.config import BackendContext
+from anvyl.orchestrator.workspaces.config import BackendContext, WorkspaceSettings
 from anvyl.orchestrator.workspaces.registry import get_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.orchestrator.workspaces.rows import WorkspaceRows
@@ -88,7 +87,7 @@ class WorkspaceNotFound(WorkspaceError):
     """No workspace with that id."""
 
 
-def create_backend(settings: Settings) -> WorkspaceBackend:
+def create_backend(settings: WorkspaceSettings) -> WorkspaceBackend:
     """The backend `settings.workspace` describes (auto: docker when a daemon answers, else local)."""
     return get_backend(settings.workspace, BackendContext(settings.instance, settings.data_dir))
 
@@ -99,7 +98,11 @@ def _checkout_failed(repo: RepoRef, error: WorkerError) -> WorkspaceError:
 
 class WorkspaceManager:
     def __init__(
-        self, settings: Settings, db: Database, backend: WorkspaceBackend, tasks: TaskActivity
+        self,
+        settings: WorkspaceSettings,
+        db: Database,
+        backend: WorkspaceBackend,
+        tasks: TaskActivity,
     ) -> None:
         self.settings = settings
         self.rows = WorkspaceRows(db)

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     import google.cloud.storage as storage
     from google.auth.credentials import Credentials
 
-    from anvyl.orchestrator.settings import Settings
     from anvyl.orchestrator.workspaces.base import WorkspaceBackend
+    from anvyl.orchestrator.workspaces.config import WorkspaceSettings
 
 SNAPSHOT_PREFIX = "snapshots"
 LATEST = "latest"
@@ -262,7 +262,7 @@ class SnapshotStore:
 
 
 def new_snapshot_store(
-    settings: Settings,
+    settings: WorkspaceSettings,
     backend: WorkspaceBackend,
     *,
     credentials: Credentials | None = None,
