@@ -211,7 +211,7 @@ class AgentService:
                 pass
         except (WorkspaceError, AgentUnavailable) as exc:
             raise AgentProblem(503, f"agent {name!r} could not start its worker: {exc}") from None
-        await self.store.update(name, {"status": "running"})
+        await self.store.set_status(name, "running")
         log.info("agent.started", agent=name)
         return await self.get(name)
 
@@ -221,7 +221,7 @@ class AgentService:
             await self.workspaces.stop(row.workspace_id)
         except WorkspaceBusy:
             raise AgentProblem(409, f"agent {name!r} is running a task; cancel it first") from None
-        await self.store.update(name, {"status": "stopped"})
+        await self.store.set_status(name, "stopped")
         log.info("agent.stopped", agent=name)
         return await self.get(name)
 
