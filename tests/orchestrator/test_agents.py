@@ -119,7 +119,9 @@ async def test_two_agents_act_at_once_each_through_its_own_provider_model_prompt
         assert "Anvyl" in system["content"]  # added to Anvyl's prompt, not instead of it
     for request in anthropic_like.requests:
         assert request.body["model"] == "claude-reviewer"
-        assert request.headers["x-api-key"] == REVIEWER_KEY
+        # The Anthropic client library sends the key as x-api-key or as a bearer token.
+        sent = request.headers.get("x-api-key") or request.headers["authorization"]
+        assert sent in (REVIEWER_KEY, f"Bearer {REVIEWER_KEY}")
         assert "You are the reviewer." in json.dumps(request.body["system"])
         assert "You are the coder." not in json.dumps(request.body)
 
