@@ -172,8 +172,9 @@ class AgentService:
         values: dict[str, Any] = {}
         if sent & {"provider", "model", "provider_host", "provider_port", "base_url", "api_key"}:
             moved = sent & {"provider", "provider_host", "provider_port", "base_url"}
-            where = Where(
-                provider=body.provider or row.provider,
+            # Every field checked already (AgentUpdate): the stored ones complete them as they are.
+            where = Where.model_construct(
+                provider=body.provider or row.provider,  # type: ignore[arg-type]
                 model=body.model if "model" in sent else (None if "provider" in sent else row.model),
                 provider_host=body.provider_host, provider_port=body.provider_port,
                 base_url=body.base_url if moved else row.base_url, api_key=body.api_key,
