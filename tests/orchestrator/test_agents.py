@@ -280,3 +280,25 @@ async def test_a_patch_changes_the_model_chain_of_the_next_task(
     assert (first["metadata"]["model"], second["metadata"]["model"]) == ("m-1", "m-2")
     assert [r.body["model"] for r in openai_like.requests] == ["m-1", "m-2"]
     assert openai_like.requests[-1].headers["authorization"] == f"Bearer {CODER_KEY}"
+
+
+async def test_the_tasks_of_one_agent_run_one_at_a_time_in_order(
+    make_orchestrator: OrchestratorFactory, providers: tuple[ScriptedLLMServer, ScriptedLLMServer]
+) -> None:
+    openai_like, _ = providers
+    first_reply = ScriptedReply(content="first", stall_before_first_token=0.5)
+    openai_like.push(first_reply, ScriptedReply(content="second"))
+    async with make_orchestrator(workspace_backend="local") as orch:
+        await create(orch, name="serial", provider="openai", base_url=openai_like.openai_url)
+        accepted = [
+            await orch.http.post("/agents/serial/act", json={"query": q, "mode": "background"})
+            for q in ("first", "second")
+        ]
+        ids = [a.json()["task_id"] for a in accepted]
+        for task_id in ids:  # the event stream ends with the task
+            await orch.http.get(f"/tasks/{task_id}/events")
+        first, second = [(await orch.http.get(f"/tasks/{i}")).json() for i in ids]
+    assert [a.status_code for a in accepted] == [202, 202]
+    assert (first["result"], second["result"]) == ("first", "second")
+    assert first["finished_at"] <= second["started_at"]
+    assert [r.body["model"] for r in openai_like.requests] == ["gpt-4o-mini"] * 2  # the default
