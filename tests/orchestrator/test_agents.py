@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply, refused_port
-from tests.helpers import read_sse
+from tests.helpers import read_sse, serving
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory, call, tools
 
 CODER_KEY = "sk-coder-SECRET-0a1b2c3d"
@@ -302,3 +303,30 @@ async def test_the_tasks_of_one_agent_run_one_at_a_time_in_order(
     assert (first["result"], second["result"]) == ("first", "second")
     assert first["finished_at"] <= second["started_at"]
     assert [r.body["model"] for r in openai_like.requests] == ["gpt-4o-mini"] * 2  # the default
+
+
+async def test_logs_follow_the_events_of_the_agents_next_task_as_they_happen(
+    make_orchestrator: OrchestratorFactory,
+) -> None:
+    async with make_orchestrator(workspace_backend="local", workspace_sandbox="none") as orch:
+        await create(orch, name="watched", provider_host="127.0.0.1", provider_port=refused_port())
+        async with serving(orch.app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+            seen: list[dict[str, Any]] = []
+
+            async def follow() -> None:
+                params = {"follow": "true", "tail": "0"}
+                async with http.stream("GET", "/agents/watched/logs", params=params) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: "):
+                            seen.append(json.loads(line.removeprefix("data: ")))
+                            if seen[-1].get("type") == "result":
+                                return
+
+            following = asyncio.create_task(follow())
+            await asyncio.sleep(0.5)  # the stream is open before the task is queued
+            task = await act(orch, "watched", "list files")
+            await asyncio.wait_for(following, 30)
+    task_events = [e for e in seen if "task_id" in e]
+    assert {e["task_id"] for e in task_events} == {task["task_id"]}
+    assert [e["seq"] for e in task_events] == sorted(e["seq"] for e in task_events)
+    assert task_events[-1]["type"] == "result"
