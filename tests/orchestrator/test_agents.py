@@ -330,3 +330,21 @@ async def test_logs_follow_the_events_of_the_agents_next_task_as_they_happen(
     assert {e["task_id"] for e in task_events} == {task["task_id"]}
     assert [e["seq"] for e in task_events] == sorted(e["seq"] for e in task_events)
     assert task_events[-1]["type"] == "result"
+
+
+async def test_with_another_secret_key_the_stored_key_is_refused_clearly_not_used(
+    make_orchestrator: OrchestratorFactory, tmp_path: Path
+) -> None:
+    """ANVYL_SECRET_KEY encrypts the keys; a process with another one says so, and sends nothing."""
+    first_key, other_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    async with make_orchestrator(workspace_backend="local", secret_key=first_key) as orch:
+        await create(orch, name="locked", provider="openai", base_url="http://127.0.0.1:9/v1",
+                     api_key=CODER_KEY)  # fmt: skip
+    async with make_orchestrator(workspace_backend="local", secret_key=other_key) as orch:
+        shown = (await orch.http.get("/agents/locked", params={"check": "true"})).json()
+        task = await act(orch, "locked", "list files")
+    assert not (tmp_path / "data" / "secret.key").exists()  # the setting's key, none generated
+    assert shown["provider_health"]["ok"] is False
+    assert "ANVYL_SECRET_KEY" in shown["provider_health"]["detail"]
+    assert task["status"] == "failed" and "cannot be decrypted" in task["error"]
+    assert CODER_KEY not in json.dumps([shown, task])
