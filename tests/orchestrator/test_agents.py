@@ -258,7 +258,7 @@ async def test_a_duplicate_name_is_409_and_an_unknown_agent_is_named_with_the_kn
     assert unknown.json()["detail"] == "agent: no agent named 'beta' exists; known agents: alpha"
     assert with_repo.status_code == 422 and with_repo.json()["detail"].startswith("repo_url:")
     assert missing.status_code == 404
-    assert missing.json()["detail"] == "no agent named 'beta'; known: alpha"
+    assert missing.json()["detail"] == "no agent named beta; known: alpha"
     assert act_missing.status_code == 404
 
 

@@ -79,7 +79,7 @@ class AgentService:
         row = await self.store.get(name)
         if row is None:
             known = ", ".join(await self.store.names()) or "none"
-            raise AgentProblem(404, f"no agent named {name!r}; known: {known}")
+            raise AgentProblem(404, f"no agent named {name}; known: {known}")
         return row
 
     async def get(self, name: str, *, check: bool = False) -> AgentOut:
