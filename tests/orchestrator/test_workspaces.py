@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -121,6 +122,32 @@ async def test_a_worker_that_died_between_tasks_is_started_again_for_the_next_ta
     assert "# sample" in after["result"]
     ready = [e["data"] for e in events if e["type"] == "workspace.ready"]
     assert len(ready) == 1 and ready[0]["reused"] is False, ready
+
+
+async def test_a_worker_that_stopped_answering_is_replaced_not_waited_for(
+    make_orchestrator: OrchestratorFactory, sample_repo: Path
+) -> None:
+    # A worker whose process is still there but answers nothing (frozen here with SIGSTOP; a
+    # killed one looks the same for a moment, its port closed before it is a zombie) is replaced
+    # after a few seconds instead of failing the task at the end of the whole start timeout.
+    async with make_orchestrator(workspace_backend="local", workspace_sandbox="none",
+                                 worker_start_timeout_s=60) as orch:  # fmt: skip
+        first = (await orch.orchestrate("list files", str(sample_repo))).json()
+        backend = orch.services.workspaces.backend
+        worker = next(
+            w for w in await backend.list_owned() if w.workspace_id == first["workspace_id"]
+        )
+        os.killpg(int(worker.handle), signal.SIGSTOP)
+        try:
+            await asyncio.sleep(5.2)  # past the time a worker that just answered is trusted
+            started = time.monotonic()
+            after = (await orch.orchestrate("show README.md", str(sample_repo))).json()
+            took_s = time.monotonic() - started
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # replaced: the backend ended it
+                os.killpg(int(worker.handle), signal.SIGKILL)
+    assert after["status"] == "succeeded", after["error"]
+    assert took_s < 30, took_s  # the start timeout is 60 s: it was not waited for
 
 
 async def test_idle_workers_are_stopped_with_files_kept_then_removed_after_retention(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -134,7 +135,7 @@ class LocalBackend:
         current = self._workers.get(repo.workspace_id)
         if current is not None:
             if current.process.returncode is None and _alive(current.process.pid):
-                return current.endpoint
+                return dataclasses.replace(current.endpoint, started=False)
             await self.stop(repo.workspace_id)  # reaps it: a dead worker is not handed out again
         workspace = self.directory(repo.workspace_id)
         workspace.mkdir(parents=True, exist_ok=True)

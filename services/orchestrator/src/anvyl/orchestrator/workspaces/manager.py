@@ -42,6 +42,7 @@ from anvyl.worker.models import GitCloneRequest, GitCloneResult
 
 log = get_logger(__name__)
 _RECENTLY_ANSWERED_S = 5.0  # a worker that answered this recently is not probed before a task
+_REUSED_ANSWER_S = 3.0  # a worker the backend reports running answers within this, or is replaced
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -169,6 +170,15 @@ class WorkspaceManager:
         missing = await self._files_missing(repo.workspace_id)  # before the backend makes them
         endpoint = await self.backend.ensure_running(repo)
         client = self.backend.worker_client(endpoint)
+        if not endpoint.started and not await self._answers(client):
+            # The backend still saw a worker that no longer answers (it was dying as the backend
+            # looked: a killed process closes its port before it is a zombie): start a new one
+            # rather than wait the whole start timeout for the dead one.
+            log.warning("workspace.stale_worker", workspace_id=repo.workspace_id)
+            await client.aclose()
+            await self.backend.stop(repo.workspace_id)
+            endpoint = await self.backend.ensure_running(repo)
+            client = self.backend.worker_client(endpoint)
         try:
             await self._wait_healthy(client, repo.workspace_id)
             if missing:
@@ -187,6 +197,19 @@ class WorkspaceManager:
             },
         )
         return client, not endpoint.started
+
+    @staticmethod
+    async def _answers(client: WorkerClient, within_s: float = _REUSED_ANSWER_S) -> bool:
+        """Whether a worker the backend reports running answers /health within `within_s`."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                await client.health(timeout=1.0)
+                return True
+            except WorkerError:
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
 
     async def _wait_healthy(self, client: WorkerClient, workspace_id: str) -> None:
         deadline = time.monotonic() + self.settings.worker_start_timeout_s
