@@ -35,11 +35,11 @@ agents_app = typer.Typer(
 
 AnvylHostOption = Annotated[
     str | None,
-    typer.Option("--anvyl-host", help="orchestrator host [default: 127.0.0.1]", show_default=False),
+    typer.Option("--anvyl-host", help="orchestrator host (default: 127.0.0.1)", show_default=False),
 ]
 AnvylPortOption = Annotated[
     int | None,
-    typer.Option("--anvyl-port", min=1, max=65535, help="orchestrator port [default: 8080]",
+    typer.Option("--anvyl-port", min=1, max=65535, help="orchestrator port (default: 8080)",
                  show_default=False),
 ]  # fmt: skip
 ServerOption = Annotated[
@@ -138,7 +138,7 @@ def print_profile(agent: dict[str, Any]) -> None:
     key = (
         "******** (set)"
         if agent.get("api_key_set")
-        else "not set (the vendor's variable on the orchestrator)"
+        else "not set (the vendor's variable on the orchestrator"
     )
     backups = ", ".join(
         f"{b['provider']}/{b.get('model') or '-'}" + (" (key set)" if b.get("api_key_set") else "")
@@ -180,7 +180,7 @@ def create(
         str, typer.Option(help="lmstudio, ollama, openai, anthropic, xai, groq, gpt-oss, mlx")
     ] = "lmstudio",
     model: Annotated[
-        str | None, typer.Option(help="model id [default: the vendor's]", show_default=False)
+        str | None, typer.Option(help="model id (default: the vendor's)", show_default=False)
     ] = None,
     provider_host: Annotated[
         str | None, typer.Option(help="where the provider runs", show_default=False)
@@ -193,8 +193,8 @@ def create(
         typer.Option(
             "--api-key",
             show_default=False,
-            help="the provider's key (stored encrypted, never shown) [default: its "
-            "variable, e.g. OPENAI_API_KEY, on the orchestrator]",
+            help="the provider's key (stored encrypted, never shown); default: its "
+            "variable, e.g. OPENAI_API_KEY, on the orchestrator",
         ),
     ] = None,
     system_prompt: Annotated[str | None, typer.Option(show_default=False)] = None,
@@ -203,7 +203,7 @@ def create(
         typer.Option(
             "--repo",
             show_default=False,
-            help="repository URL or path [default: an empty repository of its own]",
+            help="repository URL or path (default: an empty repository of its own)",
         ),
     ] = None,
     auto_start: Annotated[bool, typer.Option("--auto-start", help="start it right away")] = False,
