@@ -9,8 +9,7 @@ import json
 import os
 import re
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -22,7 +21,7 @@ from anvyl.orchestrator.llm.testing import (
     refused_port,
 )
 from tests.helpers import ANVYL, ServerProcess, running_server
-from tests.orchestrator.test_cli import anvyl, ok
+from tests.orchestrator.test_cli import anvyl, ok, wait_task
 
 PROVIDER_KEY = "sk-test-provider-9f3c1e"  # given with --api-key; must never come back
 ORCHESTRATOR_KEY = "orch-key-for-the-cli-test"
@@ -201,13 +200,21 @@ def test_act_follows_queues_and_execute_is_its_alias_and_logs_follow_live(
         executed = ok(
             anvyl("agent", "execute", "dev-agent", "Show system status", server=agent_server)
         )
+        wait_task(agent_server, queued.strip(), "succeeded")
         follower = subprocess.Popen(
             [ANVYL, "agent", "logs", "dev-agent", "--follow", "--tail", "0"], text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=os.environ | {"COLUMNS": "200", "ANVYL_URL": agent_server.url},
         )  # fmt: skip
-        live = _read_until(follower, "finished: succeeded", after=lambda: ok(anvyl(
-            "agent", "act", "dev-agent", "Build it", "--background", server=agent_server)))  # fmt: skip
+        assert follower.stderr is not None and follower.stdout is not None
+        opened = follower.stderr.readline()  # once the orchestrator answered: from now on, live
+        built = ok(anvyl("agent", "act", "dev-agent", "Build it", "--background",
+                         server=agent_server)).strip()  # fmt: skip
+        live = []
+        for line in follower.stdout:  # (pytest-timeout bounds a stream that never gets there)
+            live.append(line)
+            if line.startswith(built) and "finished: succeeded" in line:
+                break
         tail = ok(anvyl("agent", "logs", "dev-agent", "--tail", "2", server=agent_server))
         ok(anvyl("agent", "remove", "dev-agent", "--force", server=agent_server))
     finally:
@@ -226,32 +233,11 @@ def test_act_follows_queues_and_execute_is_its_alias_and_logs_follow_live(
     assert re.fullmatch(r"[0-9a-zA-Z_-]{8,}\n", queued), queued
     assert TASK_LINE.search(executed) and "answered by the ollama model" in executed
     assert "Build it" in asked(ollama) and "Lint it" in asked(ollama)
-    assert re.search(r"#\d+ finished: succeeded", live), live
-    assert queued.strip() not in live  # --tail 0: only what happens from now on
+    assert opened == "following dev-agent's logs (Ctrl-C to stop)\n"
+    steps = [line for line in live if re.match(r"\S+ #\d+ ", line)]  # (the rest: worker log lines)
+    assert steps[0].startswith(f"{built} #1 status: queued"), live  # --tail 0: nothing from before
+    assert not any(queued.strip() in line for line in live)
     assert 0 < len(tail.splitlines()) <= 4, tail  # the last 2 task steps and 2 log lines at most
-
-
-def _read_until(
-    process: subprocess.Popen[str], marker: str, after: Callable[[], object], timeout_s: float = 60
-) -> str:
-    """Read `process`'s output until a line holds `marker` (calling `after()` once reading has
-    begun); fail with what was read after `timeout_s`."""
-    assert process.stdout is not None
-    seen: list[str] = []
-    found = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
-            seen.append(line)
-            if marker in line:
-                found.set()
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    after()
-    assert found.wait(timeout_s), "".join(seen)
-    return "".join(seen)
 
 
 def test_bad_input_and_unreachable_orchestrators_say_what_to_do(

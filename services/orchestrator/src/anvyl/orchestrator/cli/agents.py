@@ -21,6 +21,7 @@ from anvyl.orchestrator.cli.common import (
     DEFAULT_SERVER,
     console,
     describe_event,
+    errors,
     fail,
     follow_events,
     headers,
@@ -331,8 +332,9 @@ def logs(
     """The agent's tasks' steps and its container's log lines (the last --tail, then live with -f)."""
     orch = orchestrator(anvyl_host, anvyl_port, server, anvyl_api_key)
     params = {"follow": str(follow).lower(), "tail": tail}
+    opened = f"following {name}'s logs (Ctrl-C to stop)" if follow else ""
     try:
-        for kind, data in _sse(orch, f"/agents/{name}/logs", params, follow):
+        for kind, data in _sse(orch, f"/agents/{name}/logs", params, follow, opened):
             if kind == "log":
                 console.print(data["line"], markup=False, highlight=False, soft_wrap=True)
             elif kind == "task":
@@ -343,9 +345,10 @@ def logs(
         raise typer.Exit(0) from None
 
 
-def _sse(orch: Orchestrator, path: str, params: dict[str, Any],
-         follow: bool) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
-    """(event name, decoded data) of each server-sent event until the stream ends."""
+def _sse(orch: Orchestrator, path: str, params: dict[str, Any], follow: bool,
+         opened: str = "") -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+    """(event name, decoded data) of each server-sent event until the stream ends; `opened` is
+    printed (to stderr) once the orchestrator has answered."""
     # Following waits as long as the agent is quiet; a backlog arrives at once or not at all.
     timeout = httpx.Timeout(None if follow else 30.0, connect=5.0)
     try:
@@ -354,6 +357,8 @@ def _sse(orch: Orchestrator, path: str, params: dict[str, Any],
             if response.status_code >= 400:
                 response.read()
                 _check(response, orch)
+            if opened:
+                errors.print(f"[dim]{escape(opened)}[/]")
             kind, data = "message", ""
             for line in response.iter_lines():
                 if line.startswith("event:"):
