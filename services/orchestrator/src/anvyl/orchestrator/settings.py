@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="bearer keys (comma-separated); none = auth off, loopback only",
     )
 
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts the agents' model keys at rest; default: one "
+        "generated into data_dir/secret.key (mode 0600). Replicas sharing a database share it",
+    )
+
     # Tasks and the queue.
     max_query_chars: int = Field(default=20_000, gt=0)
     tool_timeout_s: float = Field(default=120.0, gt=0)

@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anvyl.orchestrator.agents.service import AgentService
+from anvyl.orchestrator.api import agents as agent_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
@@ -131,12 +133,13 @@ def create_app(settings: Settings) -> FastAPI:
         store = TaskStore(db, on_events=bus.notify)
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend, tasks=store)
+        agents = AgentService(settings, db, workspaces)
         router, mcp = (
             build_router(settings),
             McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
-        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp)
+        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents)
         queue = TaskQueue(settings, store, executor, metrics)
         wakeups = (
             CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
@@ -155,10 +158,11 @@ def create_app(settings: Settings) -> FastAPI:
             await mcp.close()
             await workspaces.close()
             await db.close()
+            await agents.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
         app.state.services = Services(
-            settings, db, store, bus, metrics, workspaces, executor, queue
+            settings, db, store, bus, metrics, workspaces, executor, queue, agents
         )
         if not app.state.api_keys.enabled:
             log.warning(
@@ -184,6 +188,7 @@ def create_app(settings: Settings) -> FastAPI:
             await mcp.close()
             if router is not None:
                 await router.aclose()
+            await agents.close()
             await workspaces.close()
             await db.close()
 
@@ -262,6 +267,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
+    app.include_router(agent_routes.router, responses=errors)
     return app
 
 

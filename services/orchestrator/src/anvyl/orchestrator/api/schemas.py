@@ -81,7 +81,9 @@ class OrchestrateRequest(BaseModel):
         f"{MAX_UPLOADS_BYTES} together); the model is told about them",
     )
     agent: str | None = Field(
-        default=None, max_length=100, description="agent profile name (none exist yet)"
+        default=None,
+        max_length=100,
+        description="run as this named agent (POST /agents): its models, prompt, policy and workspace",
     )
     model: str | None = Field(
         default=None, max_length=200, description="configured model endpoint to try first"
@@ -118,6 +120,22 @@ class OrchestrateRequest(BaseModel):
         """What an Idempotency-Key is bound to: the request body, canonically serialized."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ActRequest(BaseModel):
+    """POST /agents/NAME/act: a task for the agent (its workspace and models are its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to do")
+    files: list[FileEntry] = Field(default_factory=list, max_length=100,
+                                   description="as in POST /orchestrate")  # fmt: skip
+    timeout_s: float | None = Field(default=None, gt=0, description="default: the agent's")
+    mode: Literal["sync", "background"] = "sync"
+    policy: TaskPolicy | None = Field(default=None, description="default: the agent's policy")
+
+    def as_orchestrate(self, agent: str) -> OrchestrateRequest:
+        return OrchestrateRequest.model_validate(self.model_dump() | {"agent": agent})
 
 
 class TaskOut(BaseModel):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
@@ -26,6 +27,7 @@ class Services:
     workspaces: WorkspaceManager
     executor: TaskExecutor
     queue: TaskQueue
+    agents: AgentService
 
 
 async def services(request: Request) -> Services:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from anvyl.orchestrator.agents.service import AgentProblem
 from anvyl.orchestrator.api.auth import require_api_key
 from anvyl.orchestrator.api.schemas import (
     MAX_OFFSET,
@@ -64,14 +65,24 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
     return None, None
 
 
-def _check_names(svc: Services, body: OrchestrateRequest) -> None:
-    """`agent` and `model` name something that exists, or the request is refused."""
-    if body.agent is not None:
-        # Named agent profiles come with a later version; until then no name is known.
-        raise HTTPException(
-            422, f"agent: no agent named {body.agent!r} exists; known agents: none yet "
-            "(leave agent out)",
-        )  # fmt: skip
+async def _agent_placement(
+    svc: Services, body: OrchestrateRequest
+) -> tuple[RepoRef, str, float | None]:
+    """A named agent's task runs in the agent's own workspace, on its model chain."""
+    assert body.agent is not None
+    for field in ("repo_url", "workspace_id", "model"):
+        if getattr(body, field) is not None:
+            raise HTTPException(422, f"{field}: agent {body.agent!r} works in its own workspace "
+                                f"with its own models; leave {field} out")  # fmt: skip
+    try:
+        repo, timeout_s = await svc.agents.placement(body.agent)
+    except AgentProblem as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    return repo, repo.workspace_id, timeout_s
+
+
+def _check_model(svc: Services, body: OrchestrateRequest) -> None:
+    """`model` names a configured endpoint, or the request is refused."""
     router = svc.executor.router
     known = [endpoint.name for endpoint in router.endpoints] if router is not None else []
     if body.model is not None and body.model not in known:
@@ -147,12 +158,27 @@ async def orchestrate(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     tokens: TokensQuery = True,
 ) -> Any:
+    return await submit(body, request, svc, idempotency_key, tokens)
+
+
+async def submit(
+    body: OrchestrateRequest, request: Request, svc: Services, idempotency_key: str | None,
+    tokens: bool,
+) -> Any:  # fmt: skip
+    """Queue a task and answer as its mode asks (POST /orchestrate, POST /agents/NAME/act)."""
     if len(body.query) > svc.settings.max_query_chars:
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
-    if body.timeout_s is not None and body.timeout_s > svc.settings.max_task_timeout_s:
+    timeout_s = body.timeout_s
+    repo: RepoRef | None
+    workspace_id: str | None
+    if body.agent is not None:
+        repo, workspace_id, agent_timeout_s = await _agent_placement(svc, body)
+        timeout_s = timeout_s or agent_timeout_s
+    else:
+        _check_model(svc, body)
+        repo, workspace_id = await _repo_for(svc, body)
+    if timeout_s is not None and timeout_s > svc.settings.max_task_timeout_s:
         raise HTTPException(422, f"timeout_s: at most {svc.settings.max_task_timeout_s:g} seconds")
-    _check_names(svc, body)
-    repo, workspace_id = await _repo_for(svc, body)
     _check_files(body, repo)
     request_body = body.model_dump(mode="json")
     if repo is not None:
@@ -160,7 +186,7 @@ async def orchestrate(
     try:
         created = await svc.store.create(
             query=body.query, repo_url=repo.url if repo else None, workspace_id=workspace_id, request=request_body,
-            timeout_s=body.timeout_s, idempotency_key=idempotency_key,
+            timeout_s=timeout_s, idempotency_key=idempotency_key,
             request_hash=body.fingerprint() if idempotency_key else None,
         )  # fmt: skip
     except IdempotencyConflict:

@@ -1,4 +1,4 @@
-"""The tables: tasks, their events, and workspaces."""
+"""The tables: tasks, their events, workspaces, and agents."""
 
 from __future__ import annotations
 
@@ -103,3 +103,27 @@ class Workspace(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    """A named agent profile (agents/store.py owns it). Its keys are stored encrypted only."""
+
+    __tablename__ = "agents"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str | None] = mapped_column(Text)
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    # [{provider, model, base_url, api_key_encrypted}], tried in this order after the provider.
+    backups: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    repo_url: Mapped[str | None] = mapped_column(Text)
+    max_steps: Mapped[int | None] = mapped_column(Integer)
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    workspace_id: Mapped[str] = mapped_column(String(128))
+    # created, running or stopped as last set by start/stop (a dead worker reads as stopped).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from anvyl.orchestrator.loop.prompts import summary_for_memory, system_prompt
 from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
+from anvyl.orchestrator.tasks.agent_runs import AgentProfiles, AgentRun, AgentUnavailable
 from anvyl.orchestrator.tasks.approvals import LeaseLost, TaskApprovals
 from anvyl.orchestrator.tasks.bus import EventBus, Token
 from anvyl.orchestrator.tasks.inputs import TaskFiles, create_scratch_repo
@@ -31,7 +33,7 @@ from anvyl.worker.client import WorkerError
 log = get_logger(__name__)
 # Failures that end a task with a clear message (anything else is an internal error).
 _TASK_ERRORS = (WorkspaceError, WorkerError, InvalidRepository, planner.PlannerCannotAnswer,
-                AgentStopped, ModelError)  # fmt: skip
+                AgentStopped, ModelError, AgentUnavailable)  # fmt: skip
 
 
 class TaskEvents:
@@ -120,6 +122,7 @@ class TaskExecutor:
         metrics: Metrics,
         router: ModelRouter | None = None,
         mcp: McpToolbox | None = None,
+        agents: AgentProfiles | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -128,6 +131,7 @@ class TaskExecutor:
         self.metrics = metrics
         self.router = router
         self.mcp = mcp or McpToolbox([])
+        self.agents = agents
         self.limits = Limits(
             settings.agent_max_steps,
             settings.agent_max_tokens,
@@ -163,10 +167,13 @@ class TaskExecutor:
     async def _execute(self, ctx: RunContext, events: TaskEvents) -> tuple[str, dict[str, Any]]:
         task = ctx.task
         files = TaskFiles.of(task.request)
-        if task.repo_url:
-            async with self.workspaces.acquire(parse_repo(task.repo_url), events.emit) as workspace:
+        agent = await self._agent_run(task)
+        if agent is not None or task.repo_url:
+            # A named agent works in its own workspace (its id, its worker's label).
+            own = agent.repo if agent is not None else parse_repo(task.repo_url or "")
+            async with self.workspaces.acquire(own, events.emit) as workspace:
                 await files.place(workspace.client)
-                return await self._answer(ctx, events, workspace, files)
+                return await self._answer(ctx, events, workspace, files, agent)
         if not files.uploads:
             return await self._answer(ctx, events, None, files)
         # Uploaded files and no repository: a scratch workspace, removed when the task ends.
@@ -187,12 +194,21 @@ class TaskExecutor:
                     log.warning("scratch.remove_failed", task_id=task.id, error=str(exc))
             shutil.rmtree(scratch, ignore_errors=True)
 
+    async def _agent_run(self, task: Task) -> AgentRun | None:
+        name = (task.request or {}).get("agent")
+        if name is None:
+            return None
+        if self.agents is None:
+            raise AgentUnavailable(f"agent {name!r}: this orchestrator runs no agents")
+        return await self.agents.for_task(name)
+
     async def _answer(
         self,
         ctx: RunContext,
         events: TaskEvents,
         workspace: ActiveWorkspace | None,
         files: TaskFiles,
+        agent: AgentRun | None = None,
     ) -> tuple[str, dict[str, Any]]:
         task = ctx.task
         started = time.perf_counter()
@@ -206,10 +222,14 @@ class TaskExecutor:
         if workspace is not None:
             base["workspace"] = {"id": workspace.id, "backend": workspace.backend,
                                  "reused": workspace.reused, "head": workspace.sync.head}  # fmt: skip
+        if agent is not None:
+            base["agent"] = agent.name
         models_note = None
-        if self.router is not None:
+        if self.router is not None or agent is not None:
             try:
-                return await self._agent(ctx, events, workspace, toolset, base, started, files)
+                return await self._agent(
+                    ctx, events, workspace, toolset, base, started, files, agent
+                )
             except NoModelConfigured:
                 pass
             except AllModelsFailed as exc:  # at the first turn: the planner is the last link
@@ -241,26 +261,36 @@ class TaskExecutor:
         base: dict[str, Any],
         started: float,
         files: TaskFiles,
+        agent: AgentRun | None,
     ) -> tuple[str, dict[str, Any]]:
-        assert self.router is not None
         task: Task = ctx.task
+        limits = self.limits
+        if agent is not None and agent.max_steps is not None:
+            limits = dataclasses.replace(limits, max_steps=agent.max_steps)
         request = task.request or {}
         query = f"{task.query}\n\n{files.note()}" if files else task.query
         memory = await self.store.recent_summaries(workspace.id) if workspace else []
         prompt = system_prompt(
             repo=workspace.repo.display_url if workspace else None,
             workspace_id=workspace.id if workspace else None, toolset=toolset,
-            max_steps=self.limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
+            max_steps=limits.max_steps, timeout_s=ctx.timeout_s, memory=memory,
         )  # fmt: skip
+        if agent is not None and agent.system_prompt:
+            prompt = f"{prompt}\n\n{agent.system_prompt}"
         policy = TaskPolicy.model_validate(request.get("policy") or {})
-        router = self.router.preferring(request.get("model"))
-        result = await AgentLoop(router, self.limits, on_delta=events.token).run(
+        if agent is not None and request.get("policy") is None:
+            policy = agent.policy
+        router = agent.router if agent is not None else self.router
+        assert router is not None
+        router = router.preferring(request.get("model"))
+        result = await AgentLoop(router, limits, on_delta=events.token).run(
             system_prompt=prompt, query=query, toolset=toolset, emit=events.emit,
             approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
         )  # fmt: skip
         last = result.model_calls[-1]
         return result.answer, base | {
-            "backend": last["provider"], "endpoint": last["endpoint"], "model": last["model"],
+            "backend": last["provider"], "provider": last["provider"], "endpoint": last["endpoint"],
+            "model": last["model"],
             "model_used": True, "latency_s": round(time.perf_counter() - started, 6), "steps": result.steps,
             "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
             "cost_usd": round(result.cost, 6), "model_calls": result.model_calls,

@@ -116,7 +116,7 @@ class DockerBackend:
 
     def _create(self, repo: RepoRef) -> Container:
         workspace_id = repo.workspace_id
-        labels = self.labels(workspace_id)
+        labels = dict(repo.labels) | self.labels(workspace_id)
         self.client.volumes.create(self.volume_name(workspace_id), labels=labels)
         volumes: dict[str, dict[str, str]] = {
             self.volume_name(workspace_id): {"bind": "/workspace", "mode": "rw"}

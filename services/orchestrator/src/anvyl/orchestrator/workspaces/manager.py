@@ -321,6 +321,16 @@ class WorkspaceManager:
             for row, last_used, busy in await self._usage()
         ]
 
+    async def stop(self, workspace_id: str) -> None:
+        """Stop a workspace's worker now (its files kept); the next task starts it again."""
+        if await self.tasks.has_active_task(workspace_id):
+            raise WorkspaceBusy(f"workspace {workspace_id} is running a task; cancel it first")
+        async with self._locks.setdefault(workspace_id, asyncio.Lock()):
+            await self._forget(workspace_id)
+            await self.backend.stop(workspace_id)
+            if await self.rows.exists(workspace_id):
+                await self.rows.set_status(workspace_id, "stopped")
+
     async def remove(self, workspace_id: str, *, purge: bool) -> bool:
         """Stop and remove a workspace's worker (and its files with `purge`). False if unknown."""
         if not await self.rows.exists(workspace_id):

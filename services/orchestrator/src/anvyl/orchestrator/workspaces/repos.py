@@ -21,6 +21,8 @@ class RepoRef:
     url: str  # as given, normalized (credentials kept: the worker needs them to clone)
     local_path: Path | None  # set for a repository on this machine
     workspace_id: str
+    # Extra labels of its worker (a named agent's: anvyl.agent=NAME); the docker backend sets them.
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def display_url(self) -> str:

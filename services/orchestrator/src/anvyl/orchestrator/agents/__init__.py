@@ -1,0 +1,1 @@
+"""Named agents: profiles (provider, model, key, backups, prompt, policy) bound to their own workspace."""
