@@ -139,13 +139,13 @@ def print_profile(agent: dict[str, Any]) -> None:
     key = (
         "******** (set)"
         if agent.get("api_key_set")
-        else "not set (the vendor's variable on the orchestrator"
+        else "not set (the vendor's variable, e.g. OPENAI_API_KEY, on the orchestrator)"
     )
     backups = ", ".join(
         f"{b['provider']}/{b.get('model') or '-'}" + (" (key set)" if b.get("api_key_set") else "")
         for b in agent.get("backups") or []
     )
-    policy = agent.get("policy") or {}
+    policy = {k: v for k, v in (agent.get("policy") or {}).items() if v}
     rows = [
         ("name", agent["name"]),
         ("status", agent["status"]),
