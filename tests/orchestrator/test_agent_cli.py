@@ -103,7 +103,10 @@ def test_seed_workflow_1_one_agent_manages_its_infrastructure(
         task_ids.append(found.group(1))
         assert "answered by the lmstudio model" in result
         assert json.dumps(text)[1:-1] in asked(lmstudio)  # each instruction reached the model
-    assert re.search(r"infra-agent\s+running\s+lmstudio", running), running
+    assert re.search(
+        r"│ infra-agent │ running │ lmstudio │ default │ http://127.0.0.1:\d+/v1 │ [0-9a-f]{12} │",
+        running,
+    ), running
     for task_id in task_ids:  # every task's steps, its result last
         assert re.search(rf"{task_id} #\d+ finished: succeeded", logs), logs
     assert refused.returncode == 1 and "stop it or pass force" in refused.stderr

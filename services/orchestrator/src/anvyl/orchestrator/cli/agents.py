@@ -416,7 +416,7 @@ def list_agents(
     table = Table("agent", "status", "provider", "model", "endpoint", "container")
     for agent in agents:
         table.add_row(agent["name"], agent["status"], agent["provider"], agent.get("model") or "-",
-                      agent.get("base_url") or "-", agent.get("container") or "-")  # fmt: skip
+                      agent.get("base_url") or "-", (agent.get("container") or "-")[:12])  # fmt: skip
     console.print(table)
 
 
