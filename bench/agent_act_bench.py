@@ -1,11 +1,12 @@
 """What a named agent adds: POST /agents/{name}/act against POST /orchestrate, the same task, interleaved.
 
-    uv run python bench/agent_act_bench.py [--tasks 30] [--backend local|docker]
+    uv run python bench/agent_act_bench.py [--tasks 60] [--task answer|agent-bench] [--backend local|docker]
 
 One in-process orchestrator (SQLite, a real worker, a real scripted OpenAI-wire model server) runs
-agent_bench.py's task (5 model turns, 8 tool calls) on the same repository both ways, in turn: as
-POST /orchestrate with the configured model, and as POST /agents/bench-agent/act with an agent whose
-profile points at the same scripted model. Each request is timed by the client (sync mode: the whole
+the same task on the same repository both ways, in turn: `answer` (default: one model turn, no
+tool, so what the route adds is not lost in the tools' noise) or `agent-bench` (agent_bench.py's
+task: 5 model turns, 8 tool calls). The two ways: POST /orchestrate with the configured model, and
+POST /agents/bench-agent/act with an agent whose profile points at the same scripted model. Each request is timed by the client (sync mode: the whole
 task; the two alternate which goes first). The overhead is the median of the paired differences
 (act minus the orchestrate beside it), which cancels the VM's drift; the first pair warms both
 workspaces and is not counted.
@@ -26,24 +27,32 @@ import httpx
 
 from agent_bench import make_repo, pct, remove_containers, script
 from anvyl.orchestrator.api.app import create_app
-from anvyl.orchestrator.llm.testing import ScriptedLLMServer
+from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply
 from anvyl.orchestrator.settings import Settings
 
 INSTANCE = "agentactbench"
 QUERY = "look around"
 
+TASKS = {  # name -> (the model's replies, (model calls, tool calls) the task makes)
+    "answer": (lambda: [ScriptedReply(content="Nothing to do.")], (1, 0)),
+    "agent-bench": (script, (5, 8)),
+}
 
-async def timed(http: httpx.AsyncClient, path: str, body: dict[str, object]) -> float:
+
+async def timed(http: httpx.AsyncClient, path: str, body: dict[str, object],
+                calls: tuple[int, int]) -> float:  # fmt: skip
     began = time.perf_counter()
     response = await http.post(path, json=body)
     elapsed = time.perf_counter() - began
     task = response.json()
     assert response.status_code == 200 and task["status"] == "succeeded", task
-    assert len(task["metadata"]["model_calls"]) == 5 and len(task["metadata"]["tool_calls"]) == 8
+    made = (len(task["metadata"]["model_calls"]), len(task["metadata"]["tool_calls"]))
+    assert made == calls, (made, calls)
     return elapsed
 
 
-async def main(tasks: int, backend: str) -> None:
+async def main(tasks: int, which: str, backend: str) -> None:
+    replies, calls = TASKS[which]
     with (
         tempfile.TemporaryDirectory(prefix="anvyl-agent-act-bench-") as tmp,
         ScriptedLLMServer() as model,
@@ -76,8 +85,8 @@ async def main(tasks: int, backend: str) -> None:
                               ("/agents/bench-agent/act", {"query": QUERY})]  # fmt: skip
                     times = {}
                     for path, body in routes if index % 2 else reversed(routes):
-                        model.push(*script())
-                        times[path] = await timed(http, path, body)
+                        model.push(*replies())
+                        times[path] = await timed(http, path, body, calls)
                     orchestrate_s, act_s = times["/orchestrate"], times["/agents/bench-agent/act"]
                     if index:
                         orchestrated.append(orchestrate_s)
@@ -92,7 +101,7 @@ async def main(tasks: int, backend: str) -> None:
     differences = [a - o for a, o in zip(acted, orchestrated, strict=True)]
     ms = lambda v: f"{v * 1000:9.2f}"  # noqa: E731
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nagent act vs orchestrate: {tasks} pairs x (5 model turns, 8 tool calls), backend={backend}, "
+    print(f"\nagent act vs orchestrate: {tasks} pairs of task {which} ({calls[0]} model turns, {calls[1]} tool calls), backend={backend}, "
           f"instant scripted model, {os.cpu_count()} CPUs, load average {load}\n")  # fmt: skip
     print(f"| {'measure':44} | {'median ms':>9} | {'p95 ms':>9} | target          |")
     print(f"|{'-' * 46}|{'-' * 11}|{'-' * 11}|-----------------|")
@@ -111,7 +120,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--tasks", type=int, default=60)
+    parser.add_argument("--task", choices=sorted(TASKS), default="answer")
     parser.add_argument("--backend", choices=["local", "docker"], default="local")
     args = parser.parse_args()
-    asyncio.run(main(args.tasks, args.backend))
+    asyncio.run(main(args.tasks, args.task, args.backend))

@@ -282,7 +282,8 @@ def test_bad_input_and_unreachable_orchestrators_say_what_to_do(
     assert "no agent named" in unknown.stderr and "gamma" in unknown.stderr
     assert "alpha, beta" in unknown.stderr and "anvyl agent list" in unknown.stderr
     assert duplicate.returncode == 1 and "alpha" in duplicate.stderr
-    assert "anvyl agent remove alpha" in duplicate.stderr
+    assert "`anvyl agent remove alpha`" in duplicate.stderr
+    assert "`anvyl agent create --help`" in bad_provider.stderr
     assert bad_provider.returncode == 2 and "provider" in bad_provider.stderr
     assert all(p in bad_provider.stderr for p in ("lmstudio", "ollama", "openai", "anthropic"))
     assert bad_name.returncode == 2 and "name" in bad_name.stderr

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import click
 import httpx
 import typer
 from rich.markup import escape
@@ -98,7 +99,7 @@ def _check(
         fail(f"the orchestrator at {orch.url} refused the key: set --anvyl-api-key (or ANVYL_API_KEY) "
              "to one of its ANVYL_API_KEYS")  # fmt: skip
     if response.status_code == 422:
-        fail(f"{detail} (see `anvyl agent COMMAND --help`)", 2)
+        fail(f"{detail} (see `{click.get_current_context().command_path} --help`)", 2)
     if response.status_code == 404 and "no agent named" in detail:
         fail(f"{detail}; `anvyl agent list` shows them, `anvyl agent create NAME` makes one")
     fail(f"{response.status_code}: {detail}")
@@ -230,7 +231,7 @@ def create(
             "/agents",
             body=body,
             timeout=300 if auto_start else 30,
-            hints={409: f"pick another name, or `anvyl agent remove {name}` first"},
+            hints={409: f"or remove it first: `anvyl agent remove {name}`"},
         )
     console.print(f"created agent {agent['name']} ({agent['provider']}/{agent.get('model') or '-'}); "
                   f"status: {agent['status']}", highlight=False)  # fmt: skip
