@@ -41,7 +41,17 @@ CONFIG = schemathesis.Config.from_dict(
                         "expected-statuses": ["2xx", "401", "404", "409", "422"]
                     }
                 },
-            }
+            },
+            # An agent's repository, its provider's address and whether its worker starts are
+            # only known when the request arrives (422, 503), like a name taken meanwhile (409).
+            {
+                "include-tag": "agents",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "401", "404", "409", "422", "503"]
+                    }
+                },
+            },
         ],
     }
 )
@@ -98,8 +108,12 @@ def test_every_route_answers_as_its_openapi_document_says(
 
 
 def test_sequences_of_calls_that_follow_the_links_keep_the_contract(orchestrator_url: str) -> None:
-    """Stateful: a created task is then read, streamed, cancelled, approved... by its real id."""
-    schema.as_state_machine().run(
+    """Stateful: a created task is then read, streamed, cancelled, approved... by its real id.
+
+    Without the agent routes: an agent's id is the name the client chose, so hypothesis's replay of
+    a sequence meets the agent its first run made (409, not 201) and its links find nothing; the
+    agents' sequences are specified in test_agents.py (every route alone is still checked above)."""
+    schema.exclude(tag="agents").as_state_machine().run(
         settings=settings(
             max_examples=40, stateful_step_count=4, deadline=None,
             suppress_health_check=list(HealthCheck), derandomize=_DERANDOMIZE,

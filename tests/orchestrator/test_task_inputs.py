@@ -157,7 +157,7 @@ async def test_a_path_that_is_not_a_file_of_the_repository_is_422(
     assert says in response.json()["detail"]
 
 
-async def test_an_unknown_model_or_any_agent_name_is_422_listing_the_known_ones(
+async def test_an_unknown_model_or_agent_name_is_422_listing_the_known_ones(
     make_orchestrator: OrchestratorFactory, models: dict[str, ScriptedLLMServer]
 ) -> None:
     async with make_orchestrator(workspace_backend="local") as orch:
@@ -168,7 +168,7 @@ async def test_an_unknown_model_or_any_agent_name_is_422_listing_the_known_ones(
         model.json()["detail"] == "model: no model endpoint named 'gpt-9'; known: primary, backup"
     )
     assert agent.status_code == 422
-    assert "agent: no agent named 'ops' exists; known agents: none yet" in agent.json()["detail"]
+    assert "agent: no agent named 'ops' exists; known agents: none" in agent.json()["detail"]
 
 
 async def test_without_configured_models_every_model_name_is_422(

@@ -21,10 +21,33 @@ _HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$|^\[[0-9A-Fa-f:
 _URL_PATTERN = r"^https?://[^\s]+$"
 
 
+def _printable(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _key_text(value: SecretStr | None) -> SecretStr | None:
+    """A key goes into an HTTP header: visible ASCII only."""
+    if value is not None and not all(33 <= ord(ch) <= 126 for ch in value.get_secret_value()):
+        raise ValueError("must be visible ASCII characters (no spaces): check the key")
+    return value
+
+
 class Where(BaseModel):
     """Which provider and model, and how to reach it (defaults from the vendor table)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _printable(value) if isinstance(value, str) else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_ascii(cls, value: SecretStr | None) -> SecretStr | None:
+        return _key_text(value)
 
     provider: Provider = "lmstudio"
     model: str | None = Field(default=None, min_length=1, max_length=200,
@@ -34,7 +57,7 @@ class Where(BaseModel):
     provider_port: int | None = Field(default=None, ge=1, le=65535)
     base_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN,
                                  description="the API's URL; instead of provider_host/port")  # fmt: skip
-    api_key: SecretStr | None = Field(default=None, max_length=4096,
+    api_key: SecretStr | None = Field(default=None, min_length=1, max_length=4096,
                                       description="write-only; stored encrypted")  # fmt: skip
 
 
@@ -74,12 +97,22 @@ class AgentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _printable(value) if isinstance(value, str) else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_ascii(cls, value: SecretStr | None) -> SecretStr | None:
+        return _key_text(value)
+
     provider: Provider | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
     provider_host: str | None = Field(default=None, max_length=253, pattern=_HOST_PATTERN)
     provider_port: int | None = Field(default=None, ge=1, le=65535)
     base_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN)
-    api_key: SecretStr | None = Field(default=None, max_length=4096)
+    api_key: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
     backups: list[Backup] | None = Field(default=None, max_length=MAX_BACKUPS)
     system_prompt: str | None = Field(default=None, max_length=MAX_SYSTEM_PROMPT_BYTES)
     policy: TaskPolicy | None = None

@@ -172,8 +172,9 @@ class AgentService:
         values: dict[str, Any] = {}
         if sent & {"provider", "model", "provider_host", "provider_port", "base_url", "api_key"}:
             moved = sent & {"provider", "provider_host", "provider_port", "base_url"}
-            where = Where(
-                provider=body.provider or row.provider,
+            # Every field checked already (AgentUpdate): the stored ones complete them as they are.
+            where = Where.model_construct(
+                provider=body.provider or row.provider,  # type: ignore[arg-type]
                 model=body.model if "model" in sent else (None if "provider" in sent else row.model),
                 provider_host=body.provider_host, provider_port=body.provider_port,
                 base_url=body.base_url if moved else row.base_url, api_key=body.api_key,
@@ -211,7 +212,7 @@ class AgentService:
                 pass
         except (WorkspaceError, AgentUnavailable) as exc:
             raise AgentProblem(503, f"agent {name!r} could not start its worker: {exc}") from None
-        await self.store.update(name, {"status": "running"})
+        await self.store.set_status(name, "running")
         log.info("agent.started", agent=name)
         return await self.get(name)
 
@@ -221,7 +222,7 @@ class AgentService:
             await self.workspaces.stop(row.workspace_id)
         except WorkspaceBusy:
             raise AgentProblem(409, f"agent {name!r} is running a task; cancel it first") from None
-        await self.store.update(name, {"status": "stopped"})
+        await self.store.set_status(name, "stopped")
         log.info("agent.stopped", agent=name)
         return await self.get(name)
 

@@ -55,5 +55,10 @@ class AgentStore:
         await self.db.write(lambda c: c.execute(statement))
         return await self.get(name)
 
+    async def set_status(self, name: str, status: str) -> None:
+        """created, running or stopped; not a change of the profile (updated_at stays)."""
+        statement = update(_AGENTS).where(A.name == name).values(status=status)
+        await self.db.write(lambda c: c.execute(statement))
+
     async def delete(self, name: str) -> None:
         await self.db.write(lambda c: c.execute(delete(_AGENTS).where(A.name == name)))

@@ -42,7 +42,7 @@ async def list_agents(
     return await svc.agents.list_agents(running=running)
 
 
-@router.get("/{name}", response_model=AgentOut, response_model_exclude_none=False)
+@router.get("/{name}", response_model=AgentOut)
 async def get_agent(
     name: str,
     svc: SvcDep,
