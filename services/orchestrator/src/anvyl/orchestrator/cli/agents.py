@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import click
 import httpx
 import typer
 from rich.markup import escape
@@ -99,7 +98,7 @@ def _check(
         fail(f"the orchestrator at {orch.url} refused the key: set --anvyl-api-key (or ANVYL_API_KEY) "
              "to one of its ANVYL_API_KEYS")  # fmt: skip
     if response.status_code == 422:
-        fail(f"{detail} (see `{click.get_current_context().command_path} --help`)", 2)
+        fail(detail, 2)
     if response.status_code == 404 and "no agent named" in detail:
         fail(f"{detail}; `anvyl agent list` shows them, `anvyl agent create NAME` makes one")
     fail(f"{response.status_code}: {detail}")
@@ -231,7 +230,10 @@ def create(
             "/agents",
             body=body,
             timeout=300 if auto_start else 30,
-            hints={409: f"or remove it first: `anvyl agent remove {name}`"},
+            hints={
+                409: f"or remove it first: `anvyl agent remove {name}`",
+                422: "see `anvyl agent create --help`",
+            },
         )
     console.print(f"created agent {agent['name']} ({agent['provider']}/{agent.get('model') or '-'}); "
                   f"status: {agent['status']}", highlight=False)  # fmt: skip
@@ -295,9 +297,9 @@ def act(
     }
     if timeout is not None:
         body["timeout_s"] = timeout
-    path = f"/agents/{name}/act"
+    path, hints = f"/agents/{name}/act", {422: "see `anvyl agent act --help`"}
     if background or follow:
-        accepted = call(orch, "POST", path, body=body)
+        accepted = call(orch, "POST", path, body=body, hints=hints)
         if not follow:
             if as_json:
                 console.print_json(json.dumps(accepted))
@@ -308,7 +310,7 @@ def act(
         task = call(orch, "GET", f"/tasks/{accepted['task_id']}")
     else:
         with console.status(f"{name} is working on it ...", spinner="dots"):
-            task = call(orch, "POST", path, body=body, timeout=3600)
+            task = call(orch, "POST", path, body=body, timeout=3600, hints=hints)
     print_task(task, as_json)
     if task["status"] != "succeeded":
         raise typer.Exit(1)
