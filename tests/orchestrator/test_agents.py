@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply, refused_port
-from tests.helpers import read_sse
+from tests.helpers import read_sse, serving
 from tests.orchestrator.conftest import Orchestrator, OrchestratorFactory, call, tools
 
 CODER_KEY = "sk-coder-SECRET-0a1b2c3d"
@@ -257,7 +258,7 @@ async def test_a_duplicate_name_is_409_and_an_unknown_agent_is_named_with_the_kn
     assert unknown.json()["detail"] == "agent: no agent named 'beta' exists; known agents: alpha"
     assert with_repo.status_code == 422 and with_repo.json()["detail"].startswith("repo_url:")
     assert missing.status_code == 404
-    assert missing.json()["detail"] == "no agent named 'beta'; known: alpha"
+    assert missing.json()["detail"] == "no agent named beta; known: alpha"
     assert act_missing.status_code == 404
 
 
@@ -280,3 +281,70 @@ async def test_a_patch_changes_the_model_chain_of_the_next_task(
     assert (first["metadata"]["model"], second["metadata"]["model"]) == ("m-1", "m-2")
     assert [r.body["model"] for r in openai_like.requests] == ["m-1", "m-2"]
     assert openai_like.requests[-1].headers["authorization"] == f"Bearer {CODER_KEY}"
+
+
+async def test_the_tasks_of_one_agent_run_one_at_a_time_in_order(
+    make_orchestrator: OrchestratorFactory, providers: tuple[ScriptedLLMServer, ScriptedLLMServer]
+) -> None:
+    openai_like, _ = providers
+    first_reply = ScriptedReply(content="first", stall_before_first_token=0.5)
+    openai_like.push(first_reply, ScriptedReply(content="second"))
+    async with make_orchestrator(workspace_backend="local") as orch:
+        await create(orch, name="serial", provider="openai", base_url=openai_like.openai_url)
+        accepted = [
+            await orch.http.post("/agents/serial/act", json={"query": q, "mode": "background"})
+            for q in ("first", "second")
+        ]
+        ids = [a.json()["task_id"] for a in accepted]
+        for task_id in ids:  # the event stream ends with the task
+            await orch.http.get(f"/tasks/{task_id}/events")
+        first, second = [(await orch.http.get(f"/tasks/{i}")).json() for i in ids]
+    assert [a.status_code for a in accepted] == [202, 202]
+    assert (first["result"], second["result"]) == ("first", "second")
+    assert first["finished_at"] <= second["started_at"]
+    assert [r.body["model"] for r in openai_like.requests] == ["gpt-4o-mini"] * 2  # the default
+
+
+async def test_logs_follow_the_events_of_the_agents_next_task_as_they_happen(
+    make_orchestrator: OrchestratorFactory,
+) -> None:
+    async with make_orchestrator(workspace_backend="local", workspace_sandbox="none") as orch:
+        await create(orch, name="watched", provider_host="127.0.0.1", provider_port=refused_port())
+        async with serving(orch.app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+            seen: list[dict[str, Any]] = []
+
+            async def follow() -> None:
+                params = {"follow": "true", "tail": "0"}
+                async with http.stream("GET", "/agents/watched/logs", params=params) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: "):
+                            seen.append(json.loads(line.removeprefix("data: ")))
+                            if seen[-1].get("type") == "result":
+                                return
+
+            following = asyncio.create_task(follow())
+            await asyncio.sleep(0.5)  # the stream is open before the task is queued
+            task = await act(orch, "watched", "list files")
+            await asyncio.wait_for(following, 30)
+    task_events = [e for e in seen if "task_id" in e]
+    assert {e["task_id"] for e in task_events} == {task["task_id"]}
+    assert [e["seq"] for e in task_events] == sorted(e["seq"] for e in task_events)
+    assert task_events[-1]["type"] == "result"
+
+
+async def test_with_another_secret_key_the_stored_key_is_refused_clearly_not_used(
+    make_orchestrator: OrchestratorFactory, tmp_path: Path
+) -> None:
+    """ANVYL_SECRET_KEY encrypts the keys; a process with another one says so, and sends nothing."""
+    first_key, other_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    async with make_orchestrator(workspace_backend="local", secret_key=first_key) as orch:
+        await create(orch, name="locked", provider="openai", base_url="http://127.0.0.1:9/v1",
+                     api_key=CODER_KEY)  # fmt: skip
+    async with make_orchestrator(workspace_backend="local", secret_key=other_key) as orch:
+        shown = (await orch.http.get("/agents/locked", params={"check": "true"})).json()
+        task = await act(orch, "locked", "list files")
+    assert not (tmp_path / "data" / "secret.key").exists()  # the setting's key, none generated
+    assert shown["provider_health"]["ok"] is False
+    assert "ANVYL_SECRET_KEY" in shown["provider_health"]["detail"]
+    assert task["status"] == "failed" and "cannot be decrypted" in task["error"]
+    assert CODER_KEY not in json.dumps([shown, task])

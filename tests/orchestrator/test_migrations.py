@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import alembic_config, is_current
@@ -70,3 +70,25 @@ async def test_the_upgrade_to_per_row_event_numbers_keeps_each_tasks_numbering(
     # On SQLite a batch migration (copy the table, drop the old one) would have taken the events
     # with it (ON DELETE CASCADE): both directions alter the table in place.
     assert events_after_downgrade == 4
+
+
+async def test_the_agents_table_comes_with_0006_and_goes_with_its_downgrade(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        await db.upgrade()
+        async with db.engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO agents (name, provider, model, backups, policy, workspace_id, status, "
+                "created_at, updated_at) VALUES ('a', 'lmstudio', 'default', '[]', '{}', 'agent-a', "
+                "'created', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0005"))
+            tables_down = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+            agents_again = await connection.scalar(text("SELECT count(*) FROM agents"))
+    finally:
+        await db.close()
+    assert "agents" not in tables_down and "tasks" in tables_down
+    assert agents_again == 0

@@ -19,7 +19,14 @@ from typing import Any
 
 from anvyl.orchestrator.agents.chain import InvalidAgent, Link, endpoints, resolve
 from anvyl.orchestrator.agents.health import probe
-from anvyl.orchestrator.agents.models import AgentCreate, AgentOut, AgentUpdate, BackupOut, Where
+from anvyl.orchestrator.agents.models import (
+    AgentCreate,
+    AgentOut,
+    AgentUpdate,
+    BackupOut,
+    ProviderHealth,
+    Where,
+)
 from anvyl.orchestrator.agents.secrets import SecretBox, SecretKeyError
 from anvyl.orchestrator.agents.store import AgentExists, AgentStore
 from anvyl.orchestrator.db.engine import Database
@@ -72,14 +79,17 @@ class AgentService:
         row = await self.store.get(name)
         if row is None:
             known = ", ".join(await self.store.names()) or "none"
-            raise AgentProblem(404, f"no agent named {name!r}; known: {known}")
+            raise AgentProblem(404, f"no agent named {name}; known: {known}")
         return row
 
     async def get(self, name: str, *, check: bool = False) -> AgentOut:
         row = await self._row(name)
         out = (await self._describe([row]))[0]
         if check:
-            out.provider_health = await probe(self._endpoints(row)[0])
+            try:
+                out.provider_health = await probe(self._endpoints(row)[0])
+            except AgentUnavailable as exc:  # its key cannot be decrypted here
+                out.provider_health = ProviderHealth(ok=False, detail=str(exc), latency_ms=0.0)
         return out
 
     async def list_agents(self, *, running: bool = False) -> list[AgentOut]:
