@@ -75,7 +75,7 @@ class AgentService:
     async def names(self) -> list[str]:
         return await self.store.names()
 
-    async def _row(self, name: str) -> Agent:
+    async def require(self, name: str) -> Agent:
         row = await self.store.get(name)
         if row is None:
             known = ", ".join(await self.store.names()) or "none"
@@ -83,7 +83,7 @@ class AgentService:
         return row
 
     async def get(self, name: str, *, check: bool = False) -> AgentOut:
-        row = await self._row(name)
+        row = await self.require(name)
         out = (await self._describe([row]))[0]
         if check:
             try:
@@ -177,7 +177,7 @@ class AgentService:
         return await self.get(body.name)
 
     async def update(self, name: str, body: AgentUpdate) -> AgentOut:
-        row = await self._row(name)
+        row = await self.require(name)
         sent = body.model_fields_set
         values: dict[str, Any] = {}
         if sent & {"provider", "model", "provider_host", "provider_port", "base_url", "api_key"}:
@@ -216,7 +216,7 @@ class AgentService:
                                    labels=((AGENT_LABEL, row.name),))  # fmt: skip
 
     async def start(self, name: str) -> AgentOut:
-        row = await self._row(name)
+        row = await self.require(name)
         try:
             async with self.workspaces.acquire(self.repo_of(row), _no_events):
                 pass
@@ -227,7 +227,7 @@ class AgentService:
         return await self.get(name)
 
     async def stop(self, name: str) -> AgentOut:
-        row = await self._row(name)
+        row = await self.require(name)
         try:
             await self.workspaces.stop(row.workspace_id)
         except WorkspaceBusy:
@@ -237,7 +237,7 @@ class AgentService:
         return await self.get(name)
 
     async def remove(self, name: str, *, force: bool, purge: bool) -> None:
-        row = await self._row(name)
+        row = await self.require(name)
         if not force and (await self._describe([row]))[0].status == "running":
             raise AgentProblem(409, f"agent {name} is running: stop it or pass force")
         try:

@@ -88,7 +88,8 @@ async def act(
     tokens: bool = True,
 ) -> Any:
     """A task for the agent: the same answers as POST /orchestrate, `metadata.agent` its name."""
-    await _answer(svc.agents.get(name))  # 404 for an unknown agent (POST /orchestrate says 422)
+    # 404 for an unknown agent (POST /orchestrate says 422); the stored row is enough to know it.
+    await _answer(svc.agents.require(name))
     return await submit(body.as_orchestrate(name), request, svc, idempotency_key, tokens)
 
 
