@@ -253,10 +253,15 @@ class AgentService:
 
     # What a task of an agent needs ------------------------------------------------------------
 
-    async def placement(self, name: str) -> tuple[RepoRef, float | None]:
-        """Where a new task of the agent runs (its workspace) and its time limit; 422 for an
-        unknown name, listing the known ones."""
+    async def placement(
+        self, name: str, *, unknown_status: int = 422
+    ) -> tuple[RepoRef, float | None]:
+        """Where a new task of the agent runs (its workspace) and its time limit. An unknown name
+        lists the known ones: 422 for a field of POST /orchestrate, 404 for a route's path."""
         row = await self.store.get(name)
+        if row is None and unknown_status == 404:
+            known = ", ".join(await self.store.names()) or "none"
+            raise AgentProblem(404, f"no agent named {name}; known: {known}")
         if row is None:
             known = ", ".join(await self.store.names()) or "none (create one with POST /agents)"
             raise AgentProblem(422, f"agent: no agent named {name!r} exists; known agents: {known}")

@@ -6,6 +6,8 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
 from anvyl.orchestrator.agents.logs import agent_logs
@@ -88,9 +90,12 @@ async def act(
     tokens: bool = True,
 ) -> Any:
     """A task for the agent: the same answers as POST /orchestrate, `metadata.agent` its name."""
-    # 404 for an unknown agent (POST /orchestrate says 422); the stored row is enough to know it.
-    await _answer(svc.agents.require(name))
-    return await submit(body.as_orchestrate(name), request, svc, idempotency_key, tokens)
+    try:
+        orchestrate = body.as_orchestrate(name)
+    except ValidationError as exc:  # a check of POST /orchestrate's body (repeated files, ...)
+        raise RequestValidationError(exc.errors(include_url=False), body=body) from None
+    return await submit(orchestrate, request, svc, idempotency_key, tokens,
+                        unknown_agent_status=404)  # fmt: skip
 
 
 @router.get("/{name}/logs", responses={200: {"content": {"text/event-stream": {}}}})

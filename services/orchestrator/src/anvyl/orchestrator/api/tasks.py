@@ -66,7 +66,7 @@ async def _repo_for(svc: Services, body: OrchestrateRequest) -> tuple[RepoRef | 
 
 
 async def _agent_placement(
-    svc: Services, body: OrchestrateRequest
+    svc: Services, body: OrchestrateRequest, unknown_status: int
 ) -> tuple[RepoRef, str, float | None]:
     """A named agent's task runs in the agent's own workspace, on its model chain."""
     assert body.agent is not None
@@ -75,7 +75,7 @@ async def _agent_placement(
             raise HTTPException(422, f"{field}: agent {body.agent!r} works in its own workspace "
                                 f"with its own models; leave {field} out")  # fmt: skip
     try:
-        repo, timeout_s = await svc.agents.placement(body.agent)
+        repo, timeout_s = await svc.agents.placement(body.agent, unknown_status=unknown_status)
     except AgentProblem as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return repo, repo.workspace_id, timeout_s
@@ -163,16 +163,19 @@ async def orchestrate(
 
 async def submit(
     body: OrchestrateRequest, request: Request, svc: Services, idempotency_key: str | None,
-    tokens: bool,
+    tokens: bool, unknown_agent_status: int = 422,
 ) -> Any:  # fmt: skip
-    """Queue a task and answer as its mode asks (POST /orchestrate, POST /agents/NAME/act)."""
+    """Queue a task and answer as its mode asks (POST /orchestrate, POST /agents/NAME/act: there
+    an unknown agent is the path's 404)."""
     if len(body.query) > svc.settings.max_query_chars:
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
     timeout_s = body.timeout_s
     repo: RepoRef | None
     workspace_id: str | None
     if body.agent is not None:
-        repo, workspace_id, agent_timeout_s = await _agent_placement(svc, body)
+        repo, workspace_id, agent_timeout_s = await _agent_placement(
+            svc, body, unknown_agent_status
+        )
         timeout_s = timeout_s or agent_timeout_s
     else:
         _check_model(svc, body)
