@@ -34,8 +34,8 @@ def _key_text(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
-class Where(BaseModel):
-    """Which provider and model, and how to reach it (defaults from the vendor table)."""
+class _Checked(BaseModel):
+    """A body whose text fields hold no NUL and whose `api_key` is visible ASCII."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,10 +44,14 @@ class Where(BaseModel):
     def _no_nul(cls, value: object) -> object:
         return _printable(value) if isinstance(value, str) else value
 
-    @field_validator("api_key")
+    @field_validator("api_key", check_fields=False)
     @classmethod
     def _key_is_ascii(cls, value: SecretStr | None) -> SecretStr | None:
         return _key_text(value)
+
+
+class Where(_Checked):
+    """Which provider and model, and how to reach it (defaults from the vendor table)."""
 
     provider: Provider = "lmstudio"
     model: str | None = Field(default=None, min_length=1, max_length=200,
@@ -92,20 +96,8 @@ class AgentCreate(Where):
         return _prompt_size(value)
 
 
-class AgentUpdate(BaseModel):
+class AgentUpdate(_Checked):
     """Every field optional: the ones sent replace the agent's (`null` clears an optional one)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        return _printable(value) if isinstance(value, str) else value
-
-    @field_validator("api_key")
-    @classmethod
-    def _key_is_ascii(cls, value: SecretStr | None) -> SecretStr | None:
-        return _key_text(value)
 
     provider: Provider | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
