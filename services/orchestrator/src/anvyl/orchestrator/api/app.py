@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
 from anvyl.orchestrator.api import tasks
+from anvyl.orchestrator.api import user_settings as settings_routes
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
 from anvyl.orchestrator.api.schemas import Problem
@@ -43,6 +44,7 @@ from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.states import QUEUED
 from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups
+from anvyl.orchestrator.user_settings.service import UserSettingsService
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 
 log = get_logger(__name__)
@@ -161,8 +163,11 @@ def create_app(settings: Settings) -> FastAPI:
             await agents.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
+        user_settings = UserSettingsService(
+            db, lambda: [e.name for e in router.endpoints] if router else [], agents.names
+        )
         app.state.services = Services(
-            settings, db, store, bus, metrics, workspaces, executor, queue, agents
+            settings, db, store, bus, metrics, workspaces, executor, queue, agents, user_settings
         )
         if not app.state.api_keys.enabled:
             log.warning(
@@ -268,6 +273,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
+    app.include_router(settings_routes.router, responses=errors)
     return app
 
 
