@@ -170,7 +170,8 @@ async def test_the_preference_decides_which_model_server_is_asked_first(
     # auto: the configured order (cloud first)
     assert auto[0]["result"] == "answer from the online model" and auto[1:] == (0, 1)
     assert auto[0]["metadata"]["settings"] == {"preference": "auto", "default_agent": None,
-                                               "default_model": None, "order": ["cloud", "box"]}  # fmt: skip
+                                               "default_model": None, "memory_enabled": True,
+                                               "order": ["cloud", "box"]}  # fmt: skip
     assert on_local[0]["result"] == "answer from the local model" and on_local[1:] == (1, 0)
     assert on_local[0]["metadata"]["endpoint"] == "box"
     assert on_local[0]["metadata"]["settings"]["preference"] == "local"
@@ -204,7 +205,8 @@ async def test_the_default_model_applies_to_a_task_naming_none(
     assert by_default["metadata"]["endpoint"] == "box"
     # The default model first, then the rest in the preference's order.
     assert by_default["metadata"]["settings"] == {"preference": "online", "default_agent": None,
-                                                  "default_model": "box", "order": ["box", "cloud"]}  # fmt: skip
+                                                  "default_model": "box", "memory_enabled": True,
+                                                  "order": ["box", "cloud"]}  # fmt: skip
     assert named["metadata"]["endpoint"] == "cloud"
     assert named["metadata"]["settings"]["default_model"] is None
     assert len(local.requests) == 1 and len(online.requests) == 1

@@ -3,6 +3,7 @@ mean for a new task (its default agent or model, its preference)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,12 +41,13 @@ class TaskDefaults:
     """What the settings add to a new task: recorded with it, reported in its metadata."""
 
     preference: Preference
+    memory_enabled: bool
     agent: str | None = None  # the default agent, when the task runs as it
     model: str | None = None  # the default model, when the task tries it first
 
     def as_request(self) -> dict[str, Any]:
         return {"preference": self.preference, "default_agent": self.agent,
-                "default_model": self.model}  # fmt: skip
+                "default_model": self.model, "memory_enabled": self.memory_enabled}  # fmt: skip
 
 
 class UserSettingsService:
@@ -131,14 +133,15 @@ class UserSettingsService:
         no repository either (an agent works in its own workspace), else the default model. A
         default that no longer exists is skipped (and logged), not an error of the task."""
         found = await self.current()
+        plain = TaskDefaults(found.preference, found.memory_enabled)
         if agent is not None or model is not None:
-            return TaskDefaults(found.preference)
+            return plain
         if found.default_agent is not None and not has_repo:
             if found.default_agent in await self.agent_names():
-                return TaskDefaults(found.preference, agent=found.default_agent)
+                return dataclasses.replace(plain, agent=found.default_agent)
             log.warning("settings.default_agent_missing", agent=found.default_agent)
         if found.default_model is not None:
             if found.default_model in self.model_names():
-                return TaskDefaults(found.preference, model=found.default_model)
+                return dataclasses.replace(plain, model=found.default_model)
             log.warning("settings.default_model_missing", model=found.default_model)
-        return TaskDefaults(found.preference)
+        return plain
