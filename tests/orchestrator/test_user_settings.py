@@ -127,6 +127,7 @@ async def test_bad_values_are_422s_naming_the_field(
         ("PATCH", {"rag_archives": ["/x.zip", "/srv/a.rar"]}, ["rag_archives.1", ".zip"]),
         ("PATCH", {"rag_archives": ["/a", "/a"]}, ["rag_archives", "listed twice"]),
         ("PATCH", {"rag_archives": ["ftp://host/a.zip"]}, ["rag_archives.0", "'ftp'"]),
+        ("PATCH", {"rag_archives": ["/a\ud800"]}, ["rag_archives.0", "surrogates"]),
         ("PATCH", {"memory_enabled": "sometimes"}, ["memory_enabled"]),
         ("PATCH", {"colour": "blue"}, ["colour", "unknown field"]),
     ]  # fmt: skip
@@ -148,7 +149,7 @@ def test_archive_shapes() -> None:
     assert archive_kind("https://github.com/org/repo") == "git"
     assert archive_kind("ssh://git@example.com/org/repo.git") == "git"
     assert archive_kind("/srv/repo.git/") == "git"
-    for bad in ("", " /a", "a/b", "https:///x", "/a\nb", "mailto://x@y", "/x.7z"):
+    for bad in ("", " /a", "a/b", "https:///x", "/a\nb", "/a\ud800", "mailto://x@y", "/x.7z"):
         with pytest.raises(ValueError):
             archive_kind(bad)
 

@@ -22,8 +22,9 @@ def archive_kind(entry: str) -> ArchiveKind:
         raise ValueError("empty, or starts or ends with spaces: give a path or URL")
     if len(entry) > MAX_ARCHIVE_CHARS:
         raise ValueError(f"longer than {MAX_ARCHIVE_CHARS} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in entry):
-        raise ValueError("contains control characters: give a path or URL")
+    if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in entry):
+        # (a lone surrogate, "\ud800" in JSON, is no text a database or file system takes)
+        raise ValueError("contains control characters or lone surrogates: give a path or URL")
     lowered = entry.lower().rstrip("/")
     if _SCP_LIKE.match(entry):
         return "git"
