@@ -6,6 +6,7 @@ agent apply to a task naming none, and bad values are 422s naming the field."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ async def test_bad_values_are_422s_naming_the_field(
     make_orchestrator: OrchestratorFactory,
     two_models: tuple[ScriptedLLMServer, ScriptedLLMServer],
 ) -> None:
-    cases: list[tuple[str, dict[str, Any], list[str]]] = [
+    cases: list[tuple[str, dict[str, Any] | str, list[str]]] = [
         ("PATCH", {"default_model": "gpt-9"}, ["default_model", "'gpt-9'", "known: cloud, box"]),
         ("PUT", {"default_agent": "nobody"}, ["default_agent", "'nobody'", "create one"]),
         ("PATCH", {"preference": "fastest"}, ["preference", "'local', 'online' or 'auto'"]),
@@ -127,13 +128,15 @@ async def test_bad_values_are_422s_naming_the_field(
         ("PATCH", {"rag_archives": ["/x.zip", "/srv/a.rar"]}, ["rag_archives.1", ".zip"]),
         ("PATCH", {"rag_archives": ["/a", "/a"]}, ["rag_archives", "listed twice"]),
         ("PATCH", {"rag_archives": ["ftp://host/a.zip"]}, ["rag_archives.0", "'ftp'"]),
-        ("PATCH", {"rag_archives": ["/a\ud800"]}, ["rag_archives.0", "surrogates"]),
+        ("PATCH", '{"rag_archives": ["/a\\ud800"]}', ["rag_archives.0", "surrogates"]),
         ("PATCH", {"memory_enabled": "sometimes"}, ["memory_enabled"]),
         ("PATCH", {"colour": "blue"}, ["colour", "unknown field"]),
     ]  # fmt: skip
     async with make_orchestrator() as orch:
         for method, body, words in cases:
-            response = await orch.http.request(method, "/settings", json=body)
+            raw = body if isinstance(body, str) else json.dumps(body)  # (str: JSON as sent)
+            response = await orch.http.request(method, "/settings", content=raw,
+                                               headers={"content-type": "application/json"})  # fmt: skip
             assert response.status_code == 422, (body, response.text)
             detail = response.json()["detail"]
             assert all(word in detail for word in words), (body, detail)
