@@ -34,6 +34,7 @@ from a2a.types.a2a_pb2 import (
     Task,
     TaskPushNotificationConfig,
 )
+from a2a.utils.errors import A2AError as SdkError
 from a2a.utils.errors import (
     ExtendedAgentCardNotConfiguredError,
     InternalError,
@@ -117,7 +118,8 @@ def _orchestrate_body(params: SendMessageRequest) -> OrchestrateRequest:
 async def _submit(services: Services, params: SendMessageRequest) -> str:
     body = _orchestrate_body(params)
     try:
-        response = await submit(body, Request(_PLAIN_REQUEST_SCOPE), services, None, tokens=False)
+        request = Request({**_PLAIN_REQUEST_SCOPE, "headers": []})
+        response = await submit(body, request, services, None, tokens=False)
     except HTTPException as exc:
         raise InvalidParamsError(message=str(exc.detail)) from None
     task_id: str = json.loads(bytes(response.body))["task_id"]
@@ -188,7 +190,7 @@ class AnvylRequestHandler(RequestHandler):
         try:
             async for event in events:
                 yield event
-        except (TaskNotFoundError, InvalidParamsError):
+        except SdkError:
             raise
         except Exception as exc:
             log.warning("a2a.stream_failed", error=repr(exc))
