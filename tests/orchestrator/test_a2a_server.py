@@ -27,6 +27,7 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.errors import TaskNotCancelableError
 from google.protobuf import json_format
 
+from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply
 from tests.helpers import serving
 from tests.orchestrator.conftest import OrchestratorFactory
 
@@ -132,9 +133,10 @@ async def test_streaming_gives_the_tasks_steps_then_its_result(
     assert responses[0].task.status.state in (
         TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING,
     )  # fmt: skip
-    steps = [json_format.MessageToDict(r.status_update.status.message.parts[0].data)
-             for r in responses if r.HasField("status_update") and
-             r.status_update.status.state == TaskState.TASK_STATE_WORKING]  # fmt: skip
+    parts = [part for r in responses if r.HasField("status_update")
+             and r.status_update.status.state == TaskState.TASK_STATE_WORKING
+             for part in r.status_update.status.message.parts]  # fmt: skip
+    steps = [json_format.MessageToDict(p.data) for p in parts if p.WhichOneof("content") == "data"]
     assert "tool.call" in [step["type"] for step in steps]
     assert kinds[-2:] == ["artifact_update", "status_update"]
     assert responses[-2].artifact_update.artifact.artifact_id == "result"
@@ -210,3 +212,22 @@ async def test_bad_json_rpc_input_answers_a_json_rpc_error(
             answer = response.json()
             assert answer["jsonrpc"] == "2.0" and answer["error"]["code"] == code, (body, answer)
             assert answer["error"]["message"]
+
+
+async def test_the_models_text_streams_as_working_updates(
+    make_orchestrator: OrchestratorFactory, model: ScriptedLLMServer
+) -> None:
+    reply = ScriptedReply(content="Every host answers; disks are 40% full.")
+    reply.chunk_size = 5
+    model.push(reply)
+    async with a2a_anvyl(make_orchestrator) as url, a2a_client(url, streaming=True) as client:
+        responses = await send(client, message("How are the hosts?"))
+    pieces = [part.text for r in responses if r.HasField("status_update")
+              and r.status_update.status.state == TaskState.TASK_STATE_WORKING
+              for part in r.status_update.status.message.parts
+              if part.WhichOneof("content") == "text"]  # fmt: skip
+    assert "".join(pieces) == "Every host answers; disks are 40% full."
+    artifacts = [r.artifact_update.artifact for r in responses if r.HasField("artifact_update")]
+    assert [a.artifact_id for a in artifacts] == ["result"]
+    assert artifacts[0].parts[0].text == "Every host answers; disks are 40% full."
+    assert responses[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED

@@ -142,7 +142,7 @@ async def _events(services: Services, task_id: str) -> AsyncGenerator[Event]:
     # The steps after that snapshot (event_seq is the seq of its last event).
     async for event in follow(services.store, services.bus, task_id, task.event_seq, tokens=True):
         if isinstance(event, Token):
-            if event.kind in ("content", "discard"):
+            if event.kind in ("content", "discard"):  # not the model's reasoning
                 yield token_update(task_id, ctx, event)
             continue
         if event.type == RESULT_EVENT:

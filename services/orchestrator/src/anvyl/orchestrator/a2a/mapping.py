@@ -124,15 +124,16 @@ def step_update(task_id: str, ctx: str, event: TaskEvent) -> TaskStatusUpdateEve
                                  status=TaskStatus(state=state, message=message))  # fmt: skip
 
 
-def token_update(task_id: str, ctx: str, token: Token) -> TaskArtifactUpdateEvent:
-    """The model's text as it streams: one artifact per model turn (`step-N`), appended to; a
-    `discard` token (the turn is asked again) empties it."""
-    discard = token.kind == "discard"
-    artifact = Artifact(artifact_id=f"step-{token.step}", name=f"model turn {token.step}",
-                        parts=[Part(text="" if discard else token.text)])  # fmt: skip
-    artifact.metadata.CopyFrom(_struct({"kind": token.kind}))
-    return TaskArtifactUpdateEvent(task_id=task_id, context_id=ctx, artifact=artifact,
-                                   append=not discard)  # fmt: skip
+def token_update(task_id: str, ctx: str, token: Token) -> TaskStatusUpdateEvent:
+    """The model's text as it streams: a working status update whose message is the piece of text
+    (metadata: the model turn `step` and `kind`; `discard`: drop that turn's text, it is asked
+    again). Not an artifact: the task's artifacts are its result alone, in the stream as in GetTask."""
+    message = agent_message(task_id, ctx, f"{task_id}-t{token.after_seq}-{token.step}",
+                            "" if token.kind == "discard" else token.text)  # fmt: skip
+    message.metadata.CopyFrom(_struct({"kind": token.kind, "step": token.step}))
+    return TaskStatusUpdateEvent(task_id=task_id, context_id=ctx,
+                                 status=TaskStatus(state=TaskState.TASK_STATE_WORKING,
+                                                   message=message))  # fmt: skip
 
 
 def final_updates(task: TaskRow) -> list[TaskArtifactUpdateEvent | TaskStatusUpdateEvent]:
