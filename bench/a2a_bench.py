@@ -106,7 +106,7 @@ async def main(tasks: int) -> None:
     rows = [
         ("POST /orchestrate (sync)", times["orchestrate"]),
         ("A2A SendMessage (a2a-sdk client, blocking)", times["send"]),
-        ("ask_a2a_agent (card + stream + GetTask)", times["ask"]),
+        ("ask_a2a_agent (card, then the task streamed)", times["ask"]),
         ("SendMessage overhead (paired: send - orchestrate)", paired("send")),
         ("ask_a2a_agent overhead (paired: ask - orchestrate)", paired("ask")),
     ]
