@@ -202,6 +202,7 @@ async def test_bad_json_rpc_input_answers_a_json_rpc_error(
                                  "metadata": {"repo_url": "/no/such/repo"}}}}, -32602),
         ({"jsonrpc": "2.0", "id": 7, "method": "CancelTask", "params": {"id": ""}}, -32001),
     ]  # fmt: skip
+    messages: dict[str, str] = {}
     async with a2a_anvyl(make_orchestrator) as url, httpx.AsyncClient(timeout=30) as http:
         for body, code in calls:
             if isinstance(body, bytes):
@@ -212,6 +213,11 @@ async def test_bad_json_rpc_input_answers_a_json_rpc_error(
             answer = response.json()
             assert answer["jsonrpc"] == "2.0" and answer["error"]["code"] == code, (body, answer)
             assert answer["error"]["message"]
+            messages[str(answer.get("id"))] = answer["error"]["message"]
+    # Invalid params say what to fix, and where.
+    assert messages["4"].startswith("message.parts: no text part")
+    assert messages["5"].startswith("metadata.timeout_s: ")
+    assert messages["6"].startswith("repo_url: ")
 
 
 async def test_the_models_text_streams_as_working_updates(

@@ -108,11 +108,15 @@ def _orchestrate_body(params: SendMessageRequest) -> OrchestrateRequest:
             {**fields, "query": _query(params.message), "mode": "background"}
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"metadata.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors())
         raise InvalidParamsError(message=problems) from None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """Where in the A2A message a field of POST /orchestrate's body came from."""
+    if loc and loc[0] == "query":
+        return "message.parts (the text)"
+    return "metadata." + ".".join(str(p) for p in loc)
 
 
 async def _submit(services: Services, params: SendMessageRequest) -> str:
