@@ -133,7 +133,8 @@ async def test_a_container_that_cannot_start_is_not_left_behind(
     assert second.is_error
     assert "Docker API error" in result_text(second)
     labelled = docker_client.containers.list(
-        all=True, filters={"label": f"{TEST_LABEL_KEY}={TEST_LABEL_VALUE}"}
+        all=True,
+        filters={"label": f"{TEST_LABEL_KEY}={TEST_LABEL_VALUE}", "ancestor": httpd_image},
     )
     assert [c.id for c in labelled] == [first.structured_content["id"]]
 
