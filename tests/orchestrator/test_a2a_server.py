@@ -237,3 +237,15 @@ async def test_the_models_text_streams_as_working_updates(
     assert [a.artifact_id for a in artifacts] == ["result"]
     assert artifacts[0].parts[0].text == "Every host answers; disks are 40% full."
     assert responses[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+def test_the_routes_names_are_the_sdks() -> None:
+    """The routes name the SDK's paths and methods without importing it (see routes.py)."""
+    from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+    from a2a.utils import constants
+
+    from anvyl.orchestrator.a2a import routes
+
+    assert tuple(sorted(JsonRpcDispatcher.METHOD_TO_MODEL)) == routes.METHODS
+    assert routes.CARD_PATH == constants.AGENT_CARD_WELL_KNOWN_PATH
+    assert routes.VERSION_HEADER == constants.VERSION_HEADER

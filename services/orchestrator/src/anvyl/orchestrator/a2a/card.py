@@ -17,7 +17,8 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
 
-RPC_PATH = "/a2a"
+from anvyl.orchestrator.a2a.routes import RPC_PATH
+
 DEFAULT_SKILL = "anvyl"
 BEARER_SCHEME = "bearer"
 _AUTH_HELP = (
