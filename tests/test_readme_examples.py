@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -130,10 +131,23 @@ def test_each_curl_of_the_readme_answers_and_its_tasks_succeed(tmp_path: Path) -
             done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,
                                   timeout=180)  # fmt: skip
             assert done.returncode == 0, f"{command}\n{done.stderr}"
-            answer = json.loads(done.stdout)
+            answer = _last_answer(done.stdout)
             assert "detail" not in answer, f"{command}\n{answer}"  # an error's body
             if "task_id" in answer:
                 assert answer["status"] == "succeeded", f"{command}\n{answer}"
+            if "jsonrpc" in answer:  # A2A: no JSON-RPC error, and a task that completed
+                assert "error" not in answer, f"{command}\n{answer}"
+                result = answer["result"]
+                status = (result.get("task") or result.get("statusUpdate") or {}).get("status")
+                if status is not None:
+                    assert status["state"] == "TASK_STATE_COMPLETED", f"{command}\n{answer}"
+
+
+def _last_answer(stdout: str) -> dict[str, Any]:
+    """The JSON answer, or the last event of an event stream (`data: ...` lines)."""
+    events = [line[5:] for line in stdout.splitlines() if line.startswith("data:")]
+    found: dict[str, Any] = json.loads(events[-1] if events else stdout)
+    return found
 
 
 # docs/agents.md: its `curl` and `uv run anvyl` commands run in order against a server configured

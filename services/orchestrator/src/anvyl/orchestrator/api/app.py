@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anvyl.orchestrator.a2a import routes as a2a_routes
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
 from anvyl.orchestrator.api import tasks
@@ -274,6 +275,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
     app.include_router(settings_routes.router, responses=errors)
+    app.include_router(a2a_routes.router)
     return app
 
 
