@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
+from anvyl.orchestrator.api import hosts as host_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
@@ -32,6 +33,8 @@ from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import is_current
+from anvyl.orchestrator.hosts.service import HostService
+from anvyl.orchestrator.hosts.tools import HostTools
 from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
@@ -134,12 +137,14 @@ def create_app(settings: Settings) -> FastAPI:
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend, tasks=store)
         agents = AgentService(settings, db, workspaces)
+        hosts = HostService(settings, db)
         router, mcp = (
             build_router(settings),
             McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
-        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents)
+        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents,
+                                tool_sources=[HostTools(hosts)])  # fmt: skip
         queue = TaskQueue(settings, store, executor, metrics)
         wakeups = (
             CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
@@ -151,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await wakeups.start()
                 bus.relay, queue.relay = wakeups.task_event, wakeups.task_queued
             await workspaces.adopt()
+            await hosts.start()
             await queue.start()
         except BaseException:
             if wakeups is not None:
@@ -159,11 +165,14 @@ def create_app(settings: Settings) -> FastAPI:
             await workspaces.close()
             await db.close()
             await agents.close()
+            await hosts.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
+        host_checks = asyncio.create_task(hosts.run_checks(), name="host-checks")
         app.state.services = Services(
-            settings, db, store, bus, metrics, workspaces, executor, queue, agents
+            settings, db, store, bus, metrics, workspaces, executor, queue, agents, hosts
         )
+        hosts.local_runner = host_routes.local_runner(app.state.services)
         if not app.state.api_keys.enabled:
             log.warning(
                 "auth.off",
@@ -182,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             janitor.cancel()
+            host_checks.cancel()
             await queue.stop()
             if wakeups is not None:
                 await wakeups.close()
@@ -189,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
             if router is not None:
                 await router.aclose()
             await agents.close()
+            await hosts.close()
             await workspaces.close()
             await db.close()
 
@@ -268,6 +279,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
+    app.include_router(host_routes.router, responses=errors)
     return app
 
 

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from anvyl.orchestrator.cli import hosts as hosts_cli
 from anvyl.orchestrator.cli.agent_client import (
     AnvylHostOption,
     AnvylKeyOption,
@@ -227,6 +228,10 @@ def act(
 
 agents_app.command("act")(act)
 agents_app.command("execute", help="The same as `act`.")(act)
+# Queries answered here, by one known host, by all (cli/hosts.py).
+agents_app.command("process")(hosts_cli.process)
+agents_app.command("query-remote")(hosts_cli.query_remote)
+agents_app.command("broadcast")(hosts_cli.broadcast)
 
 
 @agents_app.command("logs")
