@@ -210,8 +210,9 @@ def test_a_forwarding_loop_is_refused(cluster: Cluster) -> None:
     assert call["name"] == "hosts__query_host" and call["ok"] is False
     assert "forwarding loop refused" in call["error"] and "(a -> b -> a)" in call["error"]
     assert "forwarding loop refused" in answer["result"]  # what b's model was told
-    assert direct.status_code == 508 and "loop" in direct.json()["detail"]
-    assert too_far.status_code == 508 and "limit of 3" in too_far.json()["detail"]
+    assert direct.status_code == 409 and "loop" in direct.json()["detail"]
+    assert direct.headers["X-Anvyl-Refused"] == "loop"
+    assert too_far.status_code == 409 and "limit of 3" in too_far.json()["detail"]
 
 
 def test_a_model_asks_every_host_with_the_host_tools(cluster: Cluster) -> None:

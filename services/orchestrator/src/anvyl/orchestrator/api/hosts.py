@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -17,10 +17,8 @@ from anvyl.orchestrator.api.schemas import OrchestrateRequest, Problem, TaskOut
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.api.tasks import submit, wait_final
 from anvyl.orchestrator.hosts.forwarding import (
-    HOPS_HEADER,
     REQUEST_KEY,
-    TRACE_HEADER,
-    VIA_HEADER,
+    BadForwardingHeader,
     Forwarded,
 )
 from anvyl.orchestrator.hosts.models import (
@@ -53,18 +51,16 @@ _REMOTE_ERRORS: dict[int | str, dict[str, Any]] = {
 _VERSION = importlib.metadata.version("anvyl-orchestrator")
 
 
-async def forwarded(
-    hops: Annotated[int, Header(alias=HOPS_HEADER, ge=0, le=1000,
-                                description="hosts the query passed (set by Anvyl)")] = 0,
-    trace_id: Annotated[str, Header(alias=TRACE_HEADER, pattern=r"^([A-Za-z0-9_-]{1,64})?$",
-                                    description="one id for the whole conversation")] = "",
-    via: Annotated[str, Header(alias=VIA_HEADER, max_length=2100,
-                               pattern=r"^([a-z0-9-]{1,63}(,[a-z0-9-]{1,63}){0,31})?$",
-                               description="ids of the hosts the query passed")] = "",
-) -> Forwarded:  # fmt: skip
-    """How a query reached this host (a client's own query: hop 0, a new trace)."""
-    fresh = Forwarded()
-    return Forwarded(hops, trace_id or fresh.trace_id, tuple(v for v in via.split(",") if v))
+async def forwarded(request: Request) -> Forwarded:
+    """How a query reached this host: the X-Anvyl-Hops, X-Anvyl-Trace-Id and X-Anvyl-Via headers
+    another Anvyl sends (a client's own query: hop 0, a new trace). Not in the OpenAPI document:
+    hosts set them, clients do not."""
+    try:
+        return Forwarded.from_headers(request.headers)
+    except BadForwardingHeader as exc:
+        raise HTTPException(
+            422, f"{exc}; these headers are set by Anvyl hosts, leave them out"
+        ) from None
 
 
 ForwardedDep = Annotated[Forwarded, Depends(forwarded)]
@@ -79,7 +75,7 @@ async def _answer(call: Awaitable[T]) -> T:
     try:
         return await call
     except HostProblem as exc:
-        raise HTTPException(exc.status, exc.detail) from None
+        raise HTTPException(exc.status, exc.detail, headers=exc.headers) from None
 
 
 def local_runner(svc: Services) -> LocalRunner:
@@ -122,10 +118,10 @@ async def info(svc: SvcDep) -> AgentInfo:
 
 
 @router.post("/process", response_model=TaskOut,
-             responses={409: {"model": Problem}, 508: _REMOTE_ERRORS[508]})  # fmt: skip
+             responses={409: _REMOTE_ERRORS[409]})  # fmt: skip
 async def process(body: ProcessRequest, request: Request, svc: SvcDep, fwd: ForwardedDep) -> Any:
     """A query answered here, as POST /orchestrate answers it in sync mode (another host's
-    forwarded query too: refused with 508 when it went round in a loop)."""
+    forwarded query too: refused with 409 when it went round in a loop)."""
     await _answer(_guard(svc, fwd))
     try:
         orchestrate = OrchestrateRequest.model_validate(body.model_dump() | {"mode": "sync"})
@@ -145,7 +141,7 @@ async def remote_query(body: RemoteQueryRequest, svc: SvcDep, fwd: ForwardedDep)
     return await _answer(_hosts(svc).remote_query(body.host_id, body.query, fwd, body.timeout_s))
 
 
-@router.post("/broadcast", response_model=list[HostAnswer], responses={508: _REMOTE_ERRORS[508]})
+@router.post("/broadcast", response_model=list[HostAnswer], responses={409: _REMOTE_ERRORS[409]})
 async def broadcast(body: BroadcastRequest, svc: SvcDep, fwd: ForwardedDep) -> list[HostAnswer]:
     """Ask every known host at once (and this one with include_self): one answer each, a host
     that cannot answer within the timeout as an error that names it."""

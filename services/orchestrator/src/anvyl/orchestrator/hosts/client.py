@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from anvyl.orchestrator.hosts.forwarding import Forwarded
+from anvyl.orchestrator.hosts.forwarding import REFUSED_HEADER, Forwarded
 
 _CONNECT_TIMEOUT_S = 5.0
 
@@ -72,6 +72,9 @@ class HostClient:
         except (TimeoutError, httpx.TimeoutException):
             raise HostError(f"{target.label} did not answer within {timeout_s:g}s",
                             status=504, kind="timeout") from None  # fmt: skip
+        except httpx.InvalidURL as exc:
+            raise HostError(f"{target.label}: its URL is not usable ({exc})", status=502,
+                            kind="error") from None  # fmt: skip
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
             raise HostError(f"{target.label} is not reachable: {reason}", status=502,
@@ -84,8 +87,9 @@ class HostClient:
                 f"ANVYL_API_KEYS (anvyl hosts add {target.name} {target.url} --id {target.host_id} "
                 "--token KEY, after anvyl hosts rm)", status=502, kind="refused",
             )  # fmt: skip
-        if response.status_code == 508:  # its loop guard: the same refusal, passed back
-            raise HostError(f"{target.label}: {_detail(response)}", status=508, kind="refused")
+        if response.status_code == 409 and response.headers.get(REFUSED_HEADER) == "loop":
+            # Its loop guard: the same refusal, passed back.
+            raise HostError(f"{target.label}: {_detail(response)}", status=409, kind="refused")
         if response.status_code >= 400:
             raise HostError(f"{target.label} answered {response.status_code}: {_detail(response)}",
                             status=502, kind="error")  # fmt: skip

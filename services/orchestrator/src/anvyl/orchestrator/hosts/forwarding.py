@@ -16,6 +16,8 @@ from typing import Any
 HOPS_HEADER = "X-Anvyl-Hops"
 TRACE_HEADER = "X-Anvyl-Trace-Id"
 VIA_HEADER = "X-Anvyl-Via"
+# On a 409 that refuses a forwarded query (a loop, too many hops): `loop`.
+REFUSED_HEADER = "X-Anvyl-Refused"
 # Where a task keeps what it was forwarded with, so the host tools it calls forward it further.
 REQUEST_KEY = "forwarded"
 _TRACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -9,7 +9,8 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, field_validator
 
 from anvyl.orchestrator.db.tables import Host
 from anvyl.orchestrator.loop.agent_loop import TaskPolicy
@@ -56,6 +57,21 @@ class HostCreate(_Checked):
             if not re.fullmatch(_TAG_PATTERN, tag):
                 raise ValueError(f"tag {tag!r}: letters, digits and _.:- only, at most 50")
         return sorted(set(tags))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not all(33 <= ord(ch) <= 126 for ch in value):
+            raise ValueError(
+                "must be visible ASCII characters (no spaces): e.g. http://10.0.0.2:8080"
+            )
+        try:
+            parsed = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL ({exc}): e.g. http://10.0.0.2:8080") from None
+        if not parsed.host:
+            raise ValueError("names no host: e.g. http://10.0.0.2:8080")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -125,7 +141,7 @@ class RemoteQueryRequest(_Query):
 
 
 class BroadcastRequest(_Query):
-    include_self: bool = Field(default=False, description="this host answers too")
+    include_self: StrictBool = Field(default=False, description="this host answers too")
     tags: list[str] = Field(default_factory=list, max_length=20,
                             description="only the hosts with every one of these tags")  # fmt: skip
 

@@ -16,7 +16,7 @@ from anvyl.orchestrator.agents.secrets import SecretBox, SecretKeyError
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import Host, utcnow
 from anvyl.orchestrator.hosts.client import HostClient, HostError, Target
-from anvyl.orchestrator.hosts.forwarding import Forwarded, ForwardingRefused
+from anvyl.orchestrator.hosts.forwarding import REFUSED_HEADER, Forwarded, ForwardingRefused
 from anvyl.orchestrator.hosts.identity import host_id, host_name
 from anvyl.orchestrator.hosts.models import HostAnswer, HostCreate, HostOut
 from anvyl.orchestrator.hosts.store import HostExists, HostStore
@@ -32,10 +32,11 @@ _FINAL = ("succeeded", "failed", "cancelled")
 class HostProblem(Exception):
     """A request about hosts that cannot be served: an HTTP status and what to do."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
 
 def _id_from_name(name: str) -> str:
@@ -133,13 +134,14 @@ class HostService:
         return timeout_s if timeout_s is not None else self.settings.host_query_timeout_s
 
     def guard(self, forwarded: Forwarded) -> None:
-        """Refuse (508) a query that passed this host already or went past the hop limit."""
+        """Refuse (409, `X-Anvyl-Refused: loop`) a query that passed this host already or went
+        past the hop limit."""
         try:
             forwarded.check(self.self_id, self.settings.host_max_hops)
         except ForwardingRefused as exc:
             log.warning("hosts.loop_refused", trace_id=forwarded.trace_id, via=list(forwarded.via),
                         hops=forwarded.hops)  # fmt: skip
-            raise HostProblem(508, str(exc)) from None
+            raise HostProblem(409, str(exc), {REFUSED_HEADER: "loop"}) from None
 
     async def ask(
         self, host: Host, query: str, forwarded: Forwarded, timeout_s: float
@@ -167,7 +169,7 @@ class HostService:
     async def remote_query(
         self, host_id_: str, query: str, forwarded: Forwarded, timeout_s: float | None
     ) -> HostAnswer:
-        """POST /agent/remote-query: a HostProblem (404, 502, 504, 508, 409) when it cannot answer."""
+        """POST /agent/remote-query: a HostProblem (404, 409, 502, 504) when it cannot answer."""
         self.guard(forwarded)
         host = await self.host(host_id_)
         try:
