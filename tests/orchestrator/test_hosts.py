@@ -295,6 +295,8 @@ def test_bad_host_requests_are_refused_with_what_to_fix(cluster: Cluster) -> Non
             ("POST", "/agent/hosts", {"name": "x", "url": "http://x:1", "token": "a b"}, {}, 422, "token"),
             ("POST", "/agent/hosts", {"name": "x\x00", "url": "http://x:1"}, {}, 422, "NUL"),
             ("POST", "/agent/hosts", {"name": "x", "url": "http://x:1", "kind": "ssh"}, {}, 422, "kind"),
+            ("POST", "/agent/hosts", {"name": "x", "url": "http://u:pw@x:1"}, {}, 422, "credentials"),
+            ("POST", "/agent/hosts", {"name": "x", "url": "http://x\x13y:1"}, {}, 422, "visible ASCII"),
             ("POST", "/agent/hosts", {"name": "x", "url": "http://x:1", "colour": "red"}, {}, 422, "unknown field"),
             ("POST", "/agent/hosts", {"name": "b", "url": "http://x:1"}, {}, 409, "known already"),
             ("POST", "/agent/hosts", {"name": "a", "url": "http://x:1"}, {}, 422, "own id"),
@@ -312,6 +314,12 @@ def test_bad_host_requests_are_refused_with_what_to_fix(cluster: Cluster) -> Non
             response = a.request(method, path, json=body, headers=headers)
             assert response.status_code == status, (method, path, body, response.text)
             assert words in response.json()["detail"], (method, path, body, response.text)
+        with cluster.c.client() as c:  # PostgreSQL refuses NUL: never asked for such an id
+            assert c.get("/agent/hosts/bad%00id").status_code == 404
+            assert (
+                c.post("/agent/remote-query", json={"host_id": "x\x00", "query": "hi"}).status_code
+                == 404
+            )
         for method, path in [("GET", "/agent/info"), ("GET", "/agent/hosts"), ("POST", "/agent/hosts"),
                              ("DELETE", "/agent/hosts/b"), ("POST", "/agent/remote-query"),
                              ("POST", "/agent/broadcast"), ("POST", "/agent/process")]:  # fmt: skip

@@ -71,6 +71,8 @@ class HostCreate(_Checked):
             raise ValueError(f"not a URL ({exc}): e.g. http://10.0.0.2:8080") from None
         if not parsed.host:
             raise ValueError("names no host: e.g. http://10.0.0.2:8080")
+        if parsed.userinfo:
+            raise ValueError("holds credentials: give the host's key as `token` (stored encrypted)")
         return value
 
     @field_validator("name")

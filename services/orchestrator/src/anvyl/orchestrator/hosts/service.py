@@ -18,7 +18,7 @@ from anvyl.orchestrator.db.tables import Host, utcnow
 from anvyl.orchestrator.hosts.client import HostClient, HostError, Target
 from anvyl.orchestrator.hosts.forwarding import REFUSED_HEADER, Forwarded, ForwardingRefused
 from anvyl.orchestrator.hosts.identity import host_id, host_name
-from anvyl.orchestrator.hosts.models import HostAnswer, HostCreate, HostOut
+from anvyl.orchestrator.hosts.models import HOST_ID_PATTERN, HostAnswer, HostCreate, HostOut
 from anvyl.orchestrator.hosts.store import HostExists, HostStore
 from anvyl.orchestrator.logging import get_logger
 from anvyl.orchestrator.settings import Settings
@@ -106,7 +106,8 @@ class HostService:
         return [HostOut.from_row(h) for h in await self.store.all()]
 
     async def host(self, host_id_: str) -> Host:
-        host = await self.store.get(host_id_)
+        # An id no host can have is not looked up (PostgreSQL refuses NUL, say).
+        host = await self.store.get(host_id_) if re.fullmatch(HOST_ID_PATTERN, host_id_) else None
         if host is None:
             known = [h.id for h in await self.store.all()]
             listed = ", ".join(known) if known else "none (add one with POST /agent/hosts)"
