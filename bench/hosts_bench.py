@@ -39,6 +39,7 @@ from tests.orchestrator.hosts_cluster import (
     closed_port,
     make_node,
     silent_port,
+    start_all,
 )
 
 QUERY = "say ok"
@@ -47,12 +48,6 @@ QUERY = "say ok"
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def start_all(nodes: list[Node]) -> None:
-    """Start them two at a time (the machine is small), each waited for."""
-    for node in nodes:
-        node.start()
 
 
 def timed(http: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, Any]:

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,18 @@ class Node:
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"},
                             timeout=timeout, trust_env=False)  # fmt: skip
+
+
+def start_all(nodes: list[Node]) -> None:
+    """Start them at once (each start is mostly waiting for imports and migrations); if one
+    fails, the others are stopped and the error is raised."""
+    with ThreadPoolExecutor(len(nodes) or 1) as pool:
+        futures = [pool.submit(node.start) for node in nodes]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        for node in nodes:
+            node.stop()
+        raise errors[0]  # type: ignore[misc]
 
 
 def make_node(root: Path, host_id: str, *, database_url: str | None = None,

@@ -36,7 +36,14 @@ from anvyl.orchestrator.llm.testing import (
 from tests.conftest import POSTGRES_URL
 from tests.helpers import ANVYL
 from tests.mcp_hub.conftest import TEST_TOKEN, serve_app
-from tests.orchestrator.hosts_cluster import Node, add_host, closed_port, make_node, silent_port
+from tests.orchestrator.hosts_cluster import (
+    Node,
+    add_host,
+    closed_port,
+    make_node,
+    silent_port,
+    start_all,
+)
 
 ASK_A = "ask host a about its resources"
 
@@ -95,8 +102,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             b = make_node(root, "b", extra_env=hub_env | {"ANVYL_CONFIG": str(config)})
             c = make_node(root, "c", database_url=c_database, extra_env=hub_env)
             nodes = [a, b, c]
-            for node in nodes:
-                node.start()
+            start_all(nodes)
             yield Cluster(a, b, c, model)
     finally:
         for node in nodes:
