@@ -261,6 +261,10 @@ def test_a_broadcast_answers_for_every_host_when_one_is_stopped_and_one_refuses(
     add_host(cluster.a, cluster.b, "refusing", token="wrong-key")
     cluster.c.stop()
     try:
+        with cluster.a.client() as a:  # the periodic check (every second here) notices
+            down = wait_until(lambda: [h for h in a.get("/agent/hosts").json()
+                                       if h["host_id"] == "c" and h["status"] == "offline"])  # fmt: skip
+        assert down and "'c'" in down[0]["last_error"] and down[0]["last_seen"], down
         with silent_port() as hanging:
             add_host(cluster.a, hanging, "hanging")
             with cluster.a.client() as a:
@@ -290,6 +294,8 @@ def test_known_hosts_are_kept_across_a_restart(cluster: Cluster) -> None:
         answer = a.post(
             "/agent/remote-query", json={"host_id": "c", "query": "show host resources"}
         )
+        tagged = a.post("/agent/broadcast", json={"query": "hello", "tags": ["gpu"]}).json()
+    assert [(t["host_id"], t["status"]) for t in tagged] == [("b", "succeeded")]
     assert {h["host_id"] for h in hosts} == {"b", "c"}
     assert all(h["token_set"] for h in hosts)
     # The stored token still decrypts and opens c.

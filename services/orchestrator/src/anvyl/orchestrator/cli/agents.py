@@ -27,7 +27,9 @@ from anvyl.orchestrator.cli.agent_client import (
 from anvyl.orchestrator.cli.common import console, describe_event, follow_events, print_task
 
 agents_app = typer.Typer(
-    help="Named agents: create, start, act, logs, info, list, stop, remove.", no_args_is_help=True
+    help="Named agents: create, start, act, logs, info, list, stop, remove; queries answered here, "
+    "by one known host or by all: process, query-remote, broadcast.",
+    no_args_is_help=True,
 )
 
 # --- output ----------------------------------------------------------------------------------------
