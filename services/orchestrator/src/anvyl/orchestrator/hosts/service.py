@@ -188,13 +188,9 @@ class HostService:
                 self.ask(host, query, forwarded, timeout_s), timeout_s + 1
             )
         except (HostError, HostProblem, TimeoutError) as exc:
-            kind = (
-                exc.kind
-                if isinstance(exc, HostError)
-                else "timeout"
-                if isinstance(exc, TimeoutError)
-                else "error"
-            )
+            kind = exc.kind if isinstance(exc, HostError) else "error"
+            if isinstance(exc, TimeoutError):
+                kind = "timeout"
             message = str(exc) or f"host {host.id!r} did not answer within {timeout_s:g}s"
             return HostAnswer(host_id=host.id, name=host.name, status=kind,
                               error=message, latency_s=round(time.perf_counter() - started, 6))  # fmt: skip
