@@ -175,6 +175,9 @@ def test_a_remote_query_is_answered_by_that_host(cluster: Cluster) -> None:
     assert task["status"] == "succeeded" and task["metadata"]["tool_calls"][0]["name"] == (
         "infra__get_host_resources"
     )
+    forwarded = task["metadata"]["forwarded"]
+    assert forwarded["hops"] == 1 and forwarded["via"] == ["a"] and forwarded["trace_id"]
+    assert answer["metadata"]["forwarded"] == forwarded
 
 
 def test_a_host_that_cannot_answer_is_a_clear_error_that_names_it(cluster: Cluster) -> None:

@@ -230,6 +230,8 @@ class TaskExecutor:
                                  "reused": workspace.reused, "head": workspace.sync.head}  # fmt: skip
         if agent is not None:
             base["agent"] = agent.name
+        if forwarded := (task.request or {}).get("forwarded"):  # a query another host sent on
+            base["forwarded"] = forwarded
         models_note = None
         if self.router is not None or agent is not None:
             try:
