@@ -159,3 +159,33 @@ async def test_ask_anvyl_over_a2a(
             await ask_a2a_agent(url, "wrong", "How are the hosts doing?", timeout_s=60)
     assert answer == "All 3 hosts are healthy."
     assert "How are the hosts doing?" in str(model.requests[0].body)
+
+
+async def test_a_known_host_of_kind_a2a_is_asked_through_a2a(
+    make_orchestrator: OrchestratorFactory,
+) -> None:
+    """An A2A agent that is not Anvyl, known as a host of kind a2a: a remote query and a broadcast
+    reach it through A2A; a wrong token is a clear error that names the host."""
+    import httpx
+
+    async with other_agent(streaming=True) as (agent_url, _), a2a_anvyl(make_orchestrator) as url:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as anvyl:
+            for host_id, token in (("echo", TOKEN), ("echo-wrong-token", "nope")):
+                added = await anvyl.post("/agent/hosts", json={
+                    "host_id": host_id, "name": host_id, "url": agent_url, "token": token,
+                    "kind": "a2a"})  # fmt: skip
+                assert added.status_code == 201, added.text
+            asked = await anvyl.post("/agent/remote-query",
+                                     json={"host_id": "echo", "query": "echo hello"})  # fmt: skip
+            refused = await anvyl.post("/agent/remote-query",
+                                       json={"host_id": "echo-wrong-token", "query": "echo hi"})  # fmt: skip
+            broadcast = await anvyl.post("/agent/broadcast",
+                                         json={"query": "echo all", "timeout_s": 20})  # fmt: skip
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["result"] == "echo: hello" and asked.json()["status"] == "succeeded"
+    assert refused.status_code == 502
+    assert "echo-wrong-token" in refused.json()["detail"] and "token" in refused.json()["detail"]
+    answers = {a["host_id"]: a for a in broadcast.json()}
+    assert answers["echo"]["result"] == "echo: all"
+    assert answers["echo-wrong-token"]["status"] == "refused"

@@ -92,3 +92,26 @@ async def test_the_agents_table_comes_with_0006_and_goes_with_its_downgrade(
         await db.close()
     assert "agents" not in tables_down and "tasks" in tables_down
     assert agents_again == 0
+
+
+async def test_the_hosts_table_comes_with_0007_and_goes_with_its_downgrade(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        await db.upgrade()
+        async with db.engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO hosts (id, name, url, tags, added_at) VALUES "
+                "('b', 'b', 'http://10.0.0.2:8080', '[]', CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            defaults = (await connection.execute(text("SELECT kind, status FROM hosts"))).one()
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0006"))
+            tables_down = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+            hosts_again = await connection.scalar(text("SELECT count(*) FROM hosts"))
+    finally:
+        await db.close()
+    assert tuple(defaults) == ("anvyl", "unknown")
+    assert "hosts" not in tables_down and "agents" in tables_down
+    assert hosts_again == 0

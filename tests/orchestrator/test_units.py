@@ -178,3 +178,39 @@ def test_serve_refuses_a_public_address_without_api_keys(monkeypatch: pytest.Mon
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "refusing to listen on 0.0.0.0 without API keys" in result.output
+
+
+HOST_TOOLS = ["hosts__list_hosts", "hosts__query_host", "hosts__broadcast"]
+
+
+@pytest.mark.parametrize(
+    ("query", "tool", "arguments"),
+    [
+        ("Show resource usage for all hosts", "hosts__broadcast",
+         {"query": "show host resources", "include_self": True}),
+        ("what is the memory of every machine?", "hosts__broadcast",
+         {"query": "show host resources", "include_self": True}),
+        ("show the containers on all the hosts", "hosts__broadcast",
+         {"query": "show containers", "include_self": True}),
+        ("show host info of each host", "hosts__broadcast",
+         {"query": "show host info", "include_self": True}),
+        ("list hosts", "hosts__list_hosts", {}),
+        ("List all hosts and their status", "hosts__list_hosts", {}),
+        # About this host only: its own hub answers, no host is asked.
+        ("show all host resources", "infra__get_host_resources", {}),
+        ("show me the host resources", "infra__get_host_resources", {}),
+        ("show containers", "docker__list_containers", {}),
+    ],
+)  # fmt: skip
+def test_the_planner_asks_every_host_about_all_hosts(
+    query: str, tool: str, arguments: dict
+) -> None:
+    planned = planner.plan(query, WORKSPACE_TOOLS + HUB_TOOLS + HOST_TOOLS)
+    assert (planned.tool, planned.arguments) == (tool, arguments)
+
+
+def test_without_known_hosts_a_request_about_all_hosts_is_answered_for_this_one() -> None:
+    planned = planner.plan("Show resource usage for all hosts", WORKSPACE_TOOLS + HUB_TOOLS)
+    assert planned.tool == "infra__get_host_resources"
+    with pytest.raises(planner.PlannerCannotAnswer, match="stop"):
+        planner.plan("stop the containers on all hosts", HUB_TOOLS + HOST_TOOLS)

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
         default=16_000, ge=500, description="tool output fed back, at most"
     )
 
+    # Known hosts (other orchestrators this one asks).
+    host_id: str | None = Field(
+        default=None, pattern=r"^[a-z0-9-]{1,63}$",
+        description="this host's id for the others; default: one generated into data_dir/host.id",
+    )  # fmt: skip
+    host_name: str | None = Field(
+        default=None, max_length=100, description="default: the machine's name"
+    )
+    host_query_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="wait for a remote host's answer at most this long"
+    )
+    host_max_hops: int = Field(
+        default=3, ge=1, le=20, description="a query passes at most this many hosts (loop guard)"
+    )
+    hosts_check_interval_s: float = Field(
+        default=60.0, gt=0, description="how often every known host is checked (online, latency)"
+    )
+
     # Logs.
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

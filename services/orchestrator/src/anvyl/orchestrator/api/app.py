@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from anvyl.orchestrator.a2a import routes as a2a_routes
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
+from anvyl.orchestrator.api import hosts as host_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import user_settings as settings_routes
 from anvyl.orchestrator.api import workspaces as workspace_routes
@@ -34,6 +35,8 @@ from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.migrations import is_current
+from anvyl.orchestrator.hosts.service import HostService
+from anvyl.orchestrator.hosts.tools import HostTools
 from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
@@ -137,12 +140,14 @@ def create_app(settings: Settings) -> FastAPI:
         backend = create_backend(settings)
         workspaces = WorkspaceManager(settings, db, backend, tasks=store)
         agents = AgentService(settings, db, workspaces)
+        hosts = HostService(settings, db)
         router, mcp = (
             build_router(settings),
             McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
-        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents)
+        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents,
+                                tool_sources=[HostTools(hosts)])  # fmt: skip
         queue = TaskQueue(settings, store, executor, metrics)
         wakeups = (
             CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
@@ -154,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await wakeups.start()
                 bus.relay, queue.relay = wakeups.task_event, wakeups.task_queued
             await workspaces.adopt()
+            await hosts.start()
             await queue.start()
         except BaseException:
             if wakeups is not None:
@@ -162,14 +168,27 @@ def create_app(settings: Settings) -> FastAPI:
             await workspaces.close()
             await db.close()
             await agents.close()
+            await hosts.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
         user_settings = UserSettingsService(
             db, lambda: [e.name for e in router.endpoints] if router else [], agents.names
         )
+        host_checks = asyncio.create_task(hosts.run_checks(), name="host-checks")
         app.state.services = Services(
-            settings, db, store, bus, metrics, workspaces, executor, queue, agents, user_settings
+            settings,
+            db,
+            store,
+            bus,
+            metrics,
+            workspaces,
+            executor,
+            queue,
+            agents,
+            user_settings,
+            hosts,
         )
+        hosts.local_runner = host_routes.local_runner(app.state.services)
         if not app.state.api_keys.enabled:
             log.warning(
                 "auth.off",
@@ -188,6 +207,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             janitor.cancel()
+            host_checks.cancel()
             await queue.stop()
             if wakeups is not None:
                 await wakeups.close()
@@ -195,6 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
             if router is not None:
                 await router.aclose()
             await agents.close()
+            await hosts.close()
             await workspaces.close()
             await db.close()
 
@@ -276,6 +297,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agent_routes.router, responses=errors)
     app.include_router(settings_routes.router, responses=errors)
     app.include_router(a2a_routes.router)
+    app.include_router(host_routes.router, responses=errors)
     return app
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.db.engine import Database
+from anvyl.orchestrator.hosts.service import HostService
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.bus import EventBus
@@ -30,6 +31,7 @@ class Services:
     queue: TaskQueue
     agents: AgentService
     user_settings: UserSettingsService
+    hosts: HostService | None = None
 
 
 async def services(request: Request) -> Services:

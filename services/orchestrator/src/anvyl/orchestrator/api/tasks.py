@@ -122,7 +122,7 @@ def _sse(events: AsyncIterator[Any]) -> EventSourceResponse:
     return EventSourceResponse(stream(), ping=15)
 
 
-async def _wait_final(svc: Services, task_id: str) -> TaskOut:
+async def wait_final(svc: Services, task_id: str) -> TaskOut:
     async for _ in follow(svc.store, svc.bus, task_id):
         pass
     task = await svc.store.get(task_id)
@@ -163,10 +163,11 @@ async def orchestrate(
 
 async def submit(
     body: OrchestrateRequest, request: Request, svc: Services, idempotency_key: str | None,
-    tokens: bool, unknown_agent_status: int = 422,
+    tokens: bool, unknown_agent_status: int = 422, request_extra: dict[str, Any] | None = None,
 ) -> Any:  # fmt: skip
     """Queue a task and answer as its mode asks (POST /orchestrate, POST /agents/NAME/act: there
-    an unknown agent is the path's 404)."""
+    an unknown agent is the path's 404; POST /agent/process: `request_extra` keeps how the query
+    was forwarded with the task)."""
     if len(body.query) > svc.settings.max_query_chars:
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
     # The user's settings: a task naming no agent and no model gets the default agent or model.
@@ -194,6 +195,7 @@ async def submit(
     request_body = body.model_dump(mode="json") | {"settings": defaults.as_request()}
     if repo is not None:
         request_body["repo_url"] = repo.display_url
+    request_body |= request_extra or {}
     try:
         created = await svc.store.create(
             query=body.query, repo_url=repo.url if repo else None, workspace_id=workspace_id, request=request_body,
@@ -217,7 +219,7 @@ async def submit(
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/tasks/{task.id}"},
         )
-    return await _wait_final(svc, task.id)
+    return await wait_final(svc, task.id)
 
 
 @router.get("/tasks", response_model=TaskPage)

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from anvyl.orchestrator.cli import hosts as hosts_cli
 from anvyl.orchestrator.cli.agent_client import (
     AnvylHostOption,
     AnvylKeyOption,
@@ -26,7 +27,9 @@ from anvyl.orchestrator.cli.agent_client import (
 from anvyl.orchestrator.cli.common import console, describe_event, follow_events, print_task
 
 agents_app = typer.Typer(
-    help="Named agents: create, start, act, logs, info, list, stop, remove.", no_args_is_help=True
+    help="Named agents: create, start, act, logs, info, list, stop, remove; queries answered here, "
+    "by one known host or by all: process, query-remote, broadcast.",
+    no_args_is_help=True,
 )
 
 # --- output ----------------------------------------------------------------------------------------
@@ -227,6 +230,10 @@ def act(
 
 agents_app.command("act")(act)
 agents_app.command("execute", help="The same as `act`.")(act)
+# Queries answered here, by one known host, by all (cli/hosts.py).
+agents_app.command("process")(hosts_cli.process)
+agents_app.command("query-remote")(hosts_cli.query_remote)
+agents_app.command("broadcast")(hosts_cli.broadcast)
 
 
 @agents_app.command("logs")

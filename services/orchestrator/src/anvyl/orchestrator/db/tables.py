@@ -1,4 +1,4 @@
-"""The tables: tasks, their events, workspaces, agents, and the user settings with their changes."""
+"""The tables: tasks, their events, workspaces, agents, user settings, and known hosts."""
 
 from __future__ import annotations
 
@@ -157,3 +157,26 @@ class UserSettingsChange(Base):
     new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
     api_key: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Host(Base):
+    """Another Anvyl orchestrator (or an A2A agent) this one knows (hosts/store.py owns it).
+
+    Its bearer token is stored encrypted only; the status columns are the periodic check's."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    token_encrypted: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="anvyl", server_default="anvyl")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # unknown (not checked yet), online or offline, as the last check found it.
+    status: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown")
+    last_seen: Mapped[datetime | None]
+    checked_at: Mapped[datetime | None]
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    version: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)

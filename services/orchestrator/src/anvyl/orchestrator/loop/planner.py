@@ -17,8 +17,18 @@ NO_MODEL_NOTE = "(Answered by Anvyl's built-in planner: no language model was us
 CAPABILITIES = (
     "list files, show git status, show the git log, show a file (e.g. 'show README.md'), "
     "run a command given in backticks (e.g. 'run `make test`'), and with the MCP hub: show "
-    "containers, host resources, host info"
+    "containers, host resources, host info; with known hosts: list hosts, resources of all hosts"
 )
+# "... of all hosts": what every host is asked (each answers from its own hub), by what is asked for.
+_ALL_HOSTS = re.compile(
+    r"\b(all\s+(the\s+|of\s+the\s+|known\s+)*(hosts|machines)|"
+    r"(every|each)\s+(known\s+)?(host|machine))\b"
+)
+_HOST_QUESTIONS = [
+    (re.compile(r"\b(resources?|usage|load|cpu|memory|disk)\b"), "show host resources"),
+    (re.compile(r"\b(containers?|docker\s+ps)\b"), "show containers"),
+    (re.compile(r"\b(info|information|details)\b"), "show host info"),
+]
 
 
 class PlannerCannotAnswer(ValueError):
@@ -72,6 +82,8 @@ class _Intent:
 
 
 _INTENTS: list[_Intent] = [
+    _Intent(re.compile(r"^\s*(list|show)\s+(me\s+)?(the\s+|all\s+|known\s+|other\s+)*hosts\b"
+                       r"(\s+and\s+their\s+status)?[\s.?!]*$"), "hosts__list_hosts"),
     _Intent(re.compile(r"\b(containers?|docker\s+ps)\b"), "docker__list_containers"),
     _Intent(re.compile(r"\b(host|system|machine)\b.*\b(resources?|usage|load|cpu|memory|disk)\b|\bresource usage\b|"
                        r"\b(cpu|memory|disk|load)\b.*\b(host|system|machine)\b"),
@@ -120,6 +132,10 @@ def plan(query: str, available: Collection[str]) -> PlannedCall:
             available, f"'{verb}' asks for a change, which the built-in planner does not make: "
         )
     cued = _READ_CUES.search(text) is not None
+    if cued and "hosts__broadcast" in available and _ALL_HOSTS.search(text):
+        for words, question in _HOST_QUESTIONS:
+            if words.search(text):
+                return PlannedCall("hosts__broadcast", {"query": question, "include_self": True})
     for intent in _INTENTS:
         match = intent.pattern.search(text)
         if match is None or intent.tool not in available or (intent.needs_cue and not cued):
@@ -146,6 +162,8 @@ def write_answer(call: ToolCall, where: str, note: str | None = None) -> str:
         body = f"Recent commits of {where}:\n{output}"
     elif call.name == "read_file":
         body = f"Contents of {call.arguments['path']}:\n{output}"
+    elif call.name == "hosts__broadcast":
+        body = f"Every host asked {call.arguments['query']!r}:\n{output}"
     elif call.name == "run_shell":
         body = f"Ran `{call.arguments['command']}`:\n{output}"
     else:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -58,6 +58,13 @@ class Tool:
     def definition(self) -> ToolDefinition:
         return ToolDefinition(function=FunctionDefinition(
             name=self.name, description=self.description, parameters=self.parameters))  # fmt: skip
+
+
+class ToolSource(Protocol):
+    """Tools offered beside the workspace's and the MCP servers' (the host tools), chosen for one
+    task from its stored request (a forwarded query's tools forward it further)."""
+
+    def tools_for(self, request: dict[str, Any]) -> list[Tool]: ...
 
 
 class Toolset:

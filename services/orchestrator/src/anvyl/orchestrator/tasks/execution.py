@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import shutil
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from anvyl.orchestrator.db.tables import Task, utcnow
@@ -15,7 +16,7 @@ from anvyl.orchestrator.loop import planner
 from anvyl.orchestrator.loop.agent_loop import AgentLoop, AgentStopped, Limits, TaskPolicy
 from anvyl.orchestrator.loop.mcp_client import McpToolbox
 from anvyl.orchestrator.loop.prompts import summary_for_memory, system_prompt
-from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
+from anvyl.orchestrator.loop.tools import Toolset, ToolSource, WorkspaceTools
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.agent_runs import AgentProfiles, AgentRun, AgentUnavailable
@@ -123,6 +124,7 @@ class TaskExecutor:
         router: ModelRouter | None = None,
         mcp: McpToolbox | None = None,
         agents: AgentProfiles | None = None,
+        tool_sources: Sequence[ToolSource] = (),
     ) -> None:
         self.settings = settings
         self.store = store
@@ -132,6 +134,7 @@ class TaskExecutor:
         self.router = router
         self.mcp = mcp or McpToolbox([])
         self.agents = agents
+        self.tool_sources = tuple(tool_sources)
         self.limits = Limits(
             settings.agent_max_steps,
             settings.agent_max_tokens,
@@ -217,7 +220,10 @@ class TaskExecutor:
             if workspace
             else []
         )
-        toolset = Toolset([*tools, *self.mcp.tools()])
+        extra = [
+            tool for source in self.tool_sources for tool in source.tools_for(task.request or {})
+        ]
+        toolset = Toolset([*tools, *self.mcp.tools(), *extra])
         base: dict[str, Any] = {}
         if workspace is not None:
             base["workspace"] = {"id": workspace.id, "backend": workspace.backend,
@@ -227,6 +233,8 @@ class TaskExecutor:
         # The user's settings as they were at enqueue (api/tasks.py): the preference and the
         # default agent or model the task got; `order` is the model chain it ran on.
         base["settings"] = dict((task.request or {}).get("settings") or {"preference": "auto"})
+        if forwarded := (task.request or {}).get("forwarded"):  # a query another host sent on
+            base["forwarded"] = forwarded
         models_note = None
         if self.router is not None or agent is not None:
             try:
