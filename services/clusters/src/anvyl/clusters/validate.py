@@ -1,0 +1,121 @@
+"""Validate a generated project before it is written: HCL parses, Ansible accepts it.
+
+The checks run on a scratch copy, so nothing reaches the real output directory unless it passed.
+Tools that are not installed (terraform, ansible) are reported as skipped, never as passed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import hcl2
+
+TOOL_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    skipped: bool = False
+    detail: str = ""
+
+
+class ValidationFailed(Exception):
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+        failed = [c for c in checks if not c.ok and not c.skipped]
+        super().__init__(
+            "generated files failed validation: "
+            + "; ".join(f"{c.name}: {c.detail.strip()[-500:]}" for c in failed)
+        )
+
+
+def _tool(name: str) -> str | None:
+    """The tool on PATH, else the one beside this Python (a virtual environment's bin/)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else None
+
+
+def _run(argv: list[str], cwd: Path) -> tuple[bool, str]:
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(cwd / ".ansible-tmp"),
+           "ANSIBLE_HOME": str(cwd / ".ansible-home")}  # fmt: skip
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"{argv[0]} did not finish in {TOOL_TIMEOUT_S}s"
+    return done.returncode == 0, done.stdout + done.stderr
+
+
+def check_hcl(files: dict[str, str]) -> list[Check]:
+    checks = []
+    for path, text in files.items():
+        if path.endswith((".tf", ".tfvars", ".hcl")):
+            try:
+                hcl2.load(io.StringIO(text))
+            except Exception as exc:  # the parser raises lark errors of several kinds
+                checks.append(Check(f"hcl2 {path}", False, detail=str(exc)))
+            else:
+                checks.append(Check(f"hcl2 {path}", True))
+    return checks
+
+
+def check_tools(root: Path) -> list[Check]:
+    """terraform fmt, ansible-inventory and ansible-playbook --syntax-check on a written project."""
+    checks = []
+    terraform = shutil.which("terraform")
+    if terraform and (root / "terraform").is_dir():
+        ok, out = _run([terraform, "fmt", "-check", "-diff", "terraform"], root)
+        checks.append(Check("terraform fmt -check", ok, detail=out))
+    else:
+        checks.append(Check("terraform fmt -check", True, skipped=True, detail="no terraform"))
+    ansible_dir = root / "ansible"
+    inventory_tool = _tool("ansible-inventory")
+    playbook_tool = _tool("ansible-playbook")
+    if inventory_tool and (ansible_dir / "inventory.ini").exists():
+        ok, out = _run([inventory_tool, "-i", "inventory.ini", "--list"], ansible_dir)
+        checks.append(Check("ansible-inventory --list", ok, detail="" if ok else out))
+    else:
+        checks.append(Check("ansible-inventory --list", True, skipped=True, detail="no ansible"))
+    for playbook in ("site.yml", "addons.yml"):
+        if not (ansible_dir / playbook).exists():
+            continue
+        if playbook_tool:
+            ok, out = _run(
+                [playbook_tool, "-i", "inventory.ini", "--syntax-check", playbook], ansible_dir
+            )
+            checks.append(Check(f"ansible-playbook --syntax-check {playbook}", ok, detail=out))
+        else:
+            checks.append(Check(f"syntax-check {playbook}", True, skipped=True, detail="no ansible"))
+    return checks
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def validate_project(files: dict[str, str], *, tools: bool = True) -> list[Check]:
+    """Every check on the files (in a scratch directory); ValidationFailed if one fails."""
+    checks = check_hcl(files)
+    if tools:
+        with tempfile.TemporaryDirectory(prefix="anvyl-cluster-check-") as scratch:
+            write_tree(Path(scratch), files)
+            checks += check_tools(Path(scratch))
+    if any(not c.ok and not c.skipped for c in checks):
+        raise ValidationFailed(checks)
+    return checks
