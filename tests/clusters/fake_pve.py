@@ -57,9 +57,9 @@ class FakePve:
         self.requests: list[str] = []
         self.app = Starlette(
             routes=[
-                Route("/api2/json/nodes", lambda r: self._answer(r, NODES)),
-                Route("/api2/json/nodes/{node}/qemu", lambda r: self._answer(r, VMS)),
-                Route("/api2/json/nodes/{node}/storage", lambda r: self._answer(r, STORAGE)),
+                Route("/api2/json/nodes", self._nodes),
+                Route("/api2/json/nodes/{node}/qemu", self._qemu),
+                Route("/api2/json/nodes/{node}/storage", self._storage),
                 Route("/api2/json/nodes/{node}/qemu/{vmid:int}/config", self._config),
                 Route(
                     "/api2/json/nodes/{node}/qemu/{vmid:int}/agent/network-get-interfaces",
@@ -76,8 +76,17 @@ class FakePve:
             return JSONResponse({"data": None}, status_code=595)
         return None
 
-    async def _answer(self, request: Request, data: Any) -> JSONResponse:
+    def _answer(self, request: Request, data: Any) -> JSONResponse:
         return self._denied(request) or JSONResponse({"data": data})
+
+    async def _nodes(self, request: Request) -> JSONResponse:
+        return self._answer(request, NODES)
+
+    async def _qemu(self, request: Request) -> JSONResponse:
+        return self._answer(request, VMS)
+
+    async def _storage(self, request: Request) -> JSONResponse:
+        return self._answer(request, STORAGE)
 
     async def _config(self, request: Request) -> JSONResponse:
         return self._denied(request) or JSONResponse({"data": CONFIGS[request.path_params["vmid"]]})

@@ -39,6 +39,9 @@ class ProxmoxConfig:
     verify_tls: bool = False  # Proxmox ships a self-signed certificate
     timeout_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", normalise_url(self.url))  # frozen: set once, here
+
     @property
     def api_url(self) -> str:
         return f"{self.url}/api2/json"
