@@ -23,7 +23,12 @@ from tests.clusters.fake_pve import TOKEN_ID, TOKEN_SECRET, USED_IPS, FakePve
 
 
 def test_urls_with_or_without_api_path() -> None:
-    for url in ("https://pve:8006", "https://pve:8006/", "https://pve:8006/api2/json", "https://pve:8006/api2/json/"):
+    for url in (
+        "https://pve:8006",
+        "https://pve:8006/",
+        "https://pve:8006/api2/json",
+        "https://pve:8006/api2/json/",
+    ):
         assert normalise_url(url) == "https://pve:8006"
 
 
@@ -59,18 +64,25 @@ def test_scaled_down_to_free_capacity_without_collisions(fake_pve: tuple[FakePve
     _, url = fake_pve
     host = discover(ProxmoxConfig(url, TOKEN_ID, TOKEN_SECRET))
     spec, reasons = fit(parse_intent("production cluster with 5 workers"), host)
-    needed = spec.control_plane_count * spec.control_plane_memory_mb + spec.worker_count * spec.worker_memory_mb
+    needed = (
+        spec.control_plane_count * spec.control_plane_memory_mb
+        + spec.worker_count * spec.worker_memory_mb
+    )
     assert needed <= host.memory_free_mb
     assert spec.worker_count < 5
     assert any("scaled down" in r for r in reasons)
     assert spec.node_count * spec.disk_gb <= host.storage_free_gb
     assert not set(spec.addresses()) & set(USED_IPS)
     assert spec.gateway not in spec.addresses()
-    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(spec.network_cidr) for a in spec.addresses())
+    assert all(
+        ipaddress.ip_address(a) in ipaddress.ip_network(spec.network_cidr) for a in spec.addresses()
+    )
     assert "scaled down" in spec.reasoning
 
     small, reasons = fit(parse_intent("dev cluster"), host)
-    assert small.worker_count == 1 and small.ip_start == "192.168.1.104"  # .100, .101, .103 are taken
+    assert (
+        small.worker_count == 1 and small.ip_start == "192.168.1.104"
+    )  # .100, .101, .103 are taken
     assert any("ip_start 192.168.1.100 -> 192.168.1.104" in r for r in reasons)
 
     with pytest.raises(FitError, match="MiB of memory free"):
@@ -82,13 +94,23 @@ async def test_plan_uses_discovery_and_unreachable_gives_defaults(
 ) -> None:
     unused_port = refused_port()
     _, url = fake_pve
-    plan = await plan_cluster("dev cluster", proxmox=ProxmoxConfig(url + "/api2/json", TOKEN_ID, TOKEN_SECRET), tools=False)
+    plan = await plan_cluster(
+        "dev cluster",
+        proxmox=ProxmoxConfig(url + "/api2/json", TOKEN_ID, TOKEN_SECRET),
+        tools=False,
+    )
     assert plan.host is not None and plan.spec.ip_start == "192.168.1.104"
     assert plan.spec.template_vm_id == 9000
 
-    wrong = await plan_cluster("dev cluster", proxmox=ProxmoxConfig(url, TOKEN_ID, "wrong"), tools=False)
+    wrong = await plan_cluster(
+        "dev cluster", proxmox=ProxmoxConfig(url, TOKEN_ID, "wrong"), tools=False
+    )
     assert wrong.host is None and any("rejected the API token" in w for w in wrong.warnings)
 
-    down = await plan_cluster("dev cluster", proxmox=ProxmoxConfig(f"http://127.0.0.1:{unused_port}", TOKEN_ID, TOKEN_SECRET), tools=False)
+    down = await plan_cluster(
+        "dev cluster",
+        proxmox=ProxmoxConfig(f"http://127.0.0.1:{unused_port}", TOKEN_ID, TOKEN_SECRET),
+        tools=False,
+    )
     assert down.host is None and down.spec.ip_start == "192.168.1.100"
     assert any("cannot reach Proxmox" in w and "defaults" in w for w in down.warnings)

@@ -78,7 +78,9 @@ def test_generated_project_validates(name: str, tmp_path: Path) -> None:
 def test_broken_file_is_refused_before_writing() -> None:
     files = generate_project(parse_intent("dev cluster"))
     files["terraform/main.tf"] += 'resource "x" {\n'
-    files["ansible/site.yml"] = "- hosts: all\n  tasks:\n    - ansible.builtin.nonexistent_module: {}\n"
+    files["ansible/site.yml"] = (
+        "- hosts: all\n  tasks:\n    - ansible.builtin.nonexistent_module: {}\n"
+    )
     with pytest.raises(ValidationFailed) as failed:
         validate_project(files)
     message = str(failed.value)

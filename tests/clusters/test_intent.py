@@ -82,4 +82,6 @@ def test_spec_validation_messages() -> None:
     for change, message in cases:
         with pytest.raises(ValueError, match=message):
             ClusterSpec.model_validate({**base, **change})
-    assert ClusterSpec.model_validate({**base, "addons": ["argocd", "dashboard", "argocd"]}).addons == ["dashboard", "argocd"]
+    assert ClusterSpec.model_validate(
+        {**base, "addons": ["argocd", "dashboard", "argocd"]}
+    ).addons == ["dashboard", "argocd"]

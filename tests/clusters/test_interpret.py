@@ -55,7 +55,9 @@ async def test_seed_intents_through_the_router() -> None:
 
 async def test_invalid_json_once_is_repaired() -> None:
     good = model_answer(SEED_TABLE["dev cluster"], "dev")
-    with ScriptedLLMServer([ScriptedReply(content="sure! {not json"), ScriptedReply(content=good)]) as server:
+    with ScriptedLLMServer(
+        [ScriptedReply(content="sure! {not json"), ScriptedReply(content=good)]
+    ) as server:
         router, name = _router("llama3", f"http://127.0.0.1:{server.port}")
         assert router is not None
         async with router:
@@ -79,11 +81,15 @@ async def test_invalid_spec_is_repaired_with_the_reason() -> None:
 
 @pytest.mark.parametrize("second", ["still not json", json.dumps({"worker_count": -3})])
 async def test_invalid_twice_falls_back_to_the_parser_and_says_so(second: str) -> None:
-    with ScriptedLLMServer([ScriptedReply(content="nope"), ScriptedReply(content=second)]) as server:
+    with ScriptedLLMServer(
+        [ScriptedReply(content="nope"), ScriptedReply(content=second)]
+    ) as server:
         router, name = _router("llama3", f"http://127.0.0.1:{server.port}")
         assert router is not None
         async with router:
-            result = await interpret("CI/CD runner cluster", ask=_router_ask(router), model_name=name)
+            result = await interpret(
+                "CI/CD runner cluster", ask=_router_ask(router), model_name=name
+            )
     assert result.source == "parser"
     assert_row("CI/CD runner cluster", result.spec)
     assert any("deterministic parser was used" in w for w in result.warnings)

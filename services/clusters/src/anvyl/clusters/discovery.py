@@ -71,7 +71,12 @@ def proxmox_config(
     """Flags, else PROXMOX_API_* variables, else terraform.tfvars; None when any part is missing."""
     env = os.environ if environ is None else environ
     values = read_tfvars(tfvars) if tfvars else {}
-    url = url or env.get("PROXMOX_API_URL") or values.get("proxmox_endpoint") or values.get("proxmox_api_url")
+    url = (
+        url
+        or env.get("PROXMOX_API_URL")
+        or values.get("proxmox_endpoint")
+        or values.get("proxmox_api_url")
+    )
     token_id = token_id or env.get("PROXMOX_API_TOKEN_ID") or values.get("proxmox_api_token_id")
     token_secret = (
         token_secret
@@ -203,7 +208,9 @@ def discover(config: ProxmoxConfig, node: str | None = None) -> HostContext:
         if node:
             nodes = [n for n in nodes if n.get("node") == node]
         if not nodes:
-            raise DiscoveryError(f"Proxmox at {config.url} has no online node{' ' + node if node else ''}")
+            raise DiscoveryError(
+                f"Proxmox at {config.url} has no online node{' ' + node if node else ''}"
+            )
         chosen = max(nodes, key=lambda n: _int(n.get("maxmem")) - _int(n.get("mem")))
         name = str(chosen["node"])
         vms = api.get(f"/nodes/{name}/qemu") or []
@@ -226,10 +233,16 @@ def discover(config: ProxmoxConfig, node: str | None = None) -> HostContext:
         storage=str(storage.get("storage")) if storage else "local-lvm",
         storage_free_gb=_int(storage.get("avail")) // GIB if storage else 0,
         vms=[
-            VM(_int(v.get("vmid")), str(v.get("name", "")), str(v.get("status", "")),
-               _int(v.get("cpus")), _int(v.get("maxmem")) // 2**20, bool(v.get("template")))
+            VM(
+                _int(v.get("vmid")),
+                str(v.get("name", "")),
+                str(v.get("status", "")),
+                _int(v.get("cpus")),
+                _int(v.get("maxmem")) // 2**20,
+                bool(v.get("template")),
+            )
             for v in vms
-        ],  # fmt: skip
+        ],
         used_ips=sorted(used, key=lambda ip: ipaddress.IPv4Address(ip)),
     )
 

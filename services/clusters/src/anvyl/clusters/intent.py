@@ -35,8 +35,17 @@ class Profile:
 # Priority order: the first profile found sets the sizes ("production HA" is HA-sized).
 PROFILES: tuple[Profile, ...] = (
     Profile("minimal", r"minimal|single[- ]node|one[- ]node|smallest|\btiny\b", 1, 0, 2, 2),
-    Profile("ml-training", r"\bml\b|machine[- ]learning|training|\bai\b|\bgpus?\b|inference|\bllms?\b", 1, 3, 8, 16),
-    Profile("ci-cd", r"\bci\s*/\s*cd\b|\bcicd\b|\bci\b|\brunners?\b|pipelines?|build farm", 1, 2, 4, 4),
+    Profile(
+        "ml-training",
+        r"\bml\b|machine[- ]learning|training|\bai\b|\bgpus?\b|inference|\bllms?\b",
+        1,
+        3,
+        8,
+        16,
+    ),
+    Profile(
+        "ci-cd", r"\bci\s*/\s*cd\b|\bcicd\b|\bci\b|\brunners?\b|pipelines?|build farm", 1, 2, 4, 4
+    ),
     Profile("ha", r"\bha\b|high[- ]?availab|highly[- ]available|multi[- ]master", 3, 3, 4, 8),
     Profile("production", r"\bprod(?:uction)?\b", 1, 3, 4, 8, ("metrics-server", "ingress-nginx")),
     Profile("staging", r"\bstag(?:e|ing)\b|pre-?prod", 1, 2, 2, 4),
@@ -81,7 +90,9 @@ _VERSION = re.compile(
 _IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?\b")
 _GATEWAY = re.compile(r"gateway\s*(?:of|is|:|=|at)?\s*(\d{1,3}(?:\.\d{1,3}){3})")
 _NAME = re.compile(r"\b(?:named|called|name[ds]?\s*[:=]?)\s+['\"]?([a-z][a-z0-9-]{0,38}[a-z0-9]?)")
-_NEGATION = re.compile(r"\b(?:without|no|skip|exclude)\s+(?:the\s+|an?\s+)?([a-z][a-z-]*(?:\s[a-z]+)?)")
+_NEGATION = re.compile(
+    r"\b(?:without|no|skip|exclude)\s+(?:the\s+|an?\s+)?([a-z][a-z-]*(?:\s[a-z]+)?)"
+)
 _CP_WORDS = re.compile(r"control[- ]?planes?|masters?|\bcps?\b")
 _WORKER_WORDS = re.compile(r"workers?|agents?|compute")
 
@@ -216,7 +227,9 @@ def _sizes(parse: _Parse) -> None:
         parse.notes.append(f"{v['disk_gb']}GB disk per node as asked")
     for clause in _clauses(parse.text):
         for_cp, for_workers = _target(clause)
-        who = "every node" if for_cp and for_workers else ("control planes" if for_cp else "workers")
+        who = (
+            "every node" if for_cp and for_workers else ("control planes" if for_cp else "workers")
+        )
         if cores := _CORES.search(clause):
             n = int(cores.group(1))
             if for_cp:
@@ -307,5 +320,7 @@ def parse_intent(intent: str) -> ClusterSpec:
     try:
         spec = ClusterSpec.model_validate({**parse.values, "reasoning": "; ".join(parse.notes)})
     except ValidationError as exc:
-        raise IntentError(f"the intent asks for a cluster that cannot be built: {describe_errors(exc)}") from None
+        raise IntentError(
+            f"the intent asks for a cluster that cannot be built: {describe_errors(exc)}"
+        ) from None
     return spec

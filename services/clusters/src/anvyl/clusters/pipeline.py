@@ -19,6 +19,7 @@ from pathlib import Path
 
 from anvyl.clusters.discovery import ProxmoxConfig
 from anvyl.clusters.spec import ClusterSpec
+from anvyl.clusters.writer import RECORD, STATE_DIR
 
 STATE = ".anvyl/pipeline.json"
 LOGS = ".anvyl/logs"
@@ -32,6 +33,7 @@ class Step:
     cwd: str  # relative to the project root
     timeout_s: float
     inputs: tuple[str, ...]  # directories whose files make the step's fingerprint
+    redo: tuple[str, ...] = ()  # earlier steps to run again when this one fails
 
     def display(self) -> str:
         return f"(cd {self.cwd} && {' '.join(self.argv)})"
@@ -69,7 +71,7 @@ def steps_for(
     steps += [
         Step("terraform-init", ["terraform", "init", "-input=false"], "terraform", 600, ("terraform",)),
         Step("terraform-plan", ["terraform", "plan", "-input=false", "-out=tfplan"], "terraform", 600, ("terraform",)),
-        Step("terraform-apply", ["terraform", "apply", "-input=false", "-auto-approve", "tfplan"], "terraform", 1800, ("terraform",)),
+        Step("terraform-apply", ["terraform", "apply", "-input=false", "-auto-approve", "tfplan"], "terraform", 1800, ("terraform",), ("terraform-plan",)),
         Step("wait-ssh", ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
                           "-o", "ConnectTimeout=5", "-i", spec.ssh_private_key_file,
                           f"{spec.ssh_user}@<each node>", "true"], ".", 600, ("terraform",)),
@@ -79,11 +81,16 @@ def steps_for(
 
 
 def _fingerprint(root: Path, inputs: tuple[str, ...]) -> str:
+    """The generated files under ``inputs`` as last written (their recorded hashes), so what
+    the tools add there (state, lock files, plans) does not count as a change."""
+    try:
+        record = json.loads((root / STATE_DIR / RECORD).read_text())
+    except (OSError, ValueError):
+        record = {}
     digest = hashlib.sha256()
-    for directory in inputs:
-        for path in sorted((root / directory).rglob("*")):
-            if path.is_file() and path.name not in ("tfplan",) and ".terraform" not in path.parts:
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for path, value in sorted(record.items()):
+        if any(path.startswith(directory + "/") for directory in inputs):
+            digest.update(f"{path}\0{value}\n".encode())
     return digest.hexdigest()
 
 
@@ -119,7 +126,9 @@ def _run_logged(step: Step, argv: list[str], root: Path, env: dict[str, str], lo
                 timeout=step.timeout_s, env=env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except FileNotFoundError:
-            raise PipelineError(step.name, f"{argv[0]} is not installed (not on PATH)", log) from None
+            raise PipelineError(
+                step.name, f"{argv[0]} is not installed (not on PATH)", log
+            ) from None
         except subprocess.TimeoutExpired:
             raise PipelineError(step.name, f"no result after {step.timeout_s:.0f}s", log) from None
     if done.returncode != 0:
@@ -181,7 +190,8 @@ def run_pipeline(
                 _run_logged(step, step.argv, root, env, log)
         except PipelineError:
             progress(step.name, "failed")
-            completed.pop(step.name, None)
+            for name in (step.name, *step.redo):  # a failed apply needs a fresh plan
+                completed.pop(name, None)
             _save(root, completed)
             raise
         completed[step.name] = fingerprint

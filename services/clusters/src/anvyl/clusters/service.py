@@ -41,9 +41,7 @@ class ClusterPlan:
             "adjustments": self.adjustments,
             "host": self.host.describe() if self.host else None,
             "files": sorted(self.files),
-            "checks": [
-                {"name": c.name, "ok": c.ok, "skipped": c.skipped} for c in self.checks
-            ],
+            "checks": [{"name": c.name, "ok": c.ok, "skipped": c.skipped} for c in self.checks],
         }
 
 
@@ -71,7 +69,7 @@ async def plan_cluster(
             warnings.append(f"{exc}: sized with defaults, addresses not checked")
     interpretation = await interpret(intent, host=host, ask=ask, model_name=model_name)
     warnings += interpretation.warnings
-    spec, adjustments = interpretation.spec, []
+    spec, adjustments = interpretation.spec, list[str]()
     if host is not None:
         spec, adjustments = fit(spec, host)
     files = generate_project(

@@ -131,7 +131,7 @@ class ClusterSpec(BaseModel):
     @classmethod
     def _unique_addons(cls, value: list[str]) -> list[str]:
         # Canonical order, so equal requests give equal specs and files.
-        return [addon for addon in ADDONS if addon in set(value)]  # type: ignore[misc]
+        return [addon for addon in ADDONS if addon in set(value)]
 
     @field_validator("ip_start", "gateway")
     @classmethod
@@ -192,7 +192,9 @@ class ClusterSpec(BaseModel):
                     f"the {other_name} network {other} overlaps the node network {network}"
                 )
         if ipaddress.IPv4Network(self.pod_cidr).overlaps(ipaddress.IPv4Network(self.service_cidr)):
-            raise ValueError(f"pod network {self.pod_cidr} overlaps service network {self.service_cidr}")
+            raise ValueError(
+                f"pod network {self.pod_cidr} overlaps service network {self.service_cidr}"
+            )
         return self
 
     # -- derived ---------------------------------------------------------------------------------

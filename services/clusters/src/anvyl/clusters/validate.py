@@ -39,12 +39,10 @@ class ValidationFailed(Exception):
 
 
 def _tool(name: str) -> str | None:
-    """The tool on PATH, else the one beside this Python (a virtual environment's bin/)."""
-    found = shutil.which(name)
-    if found:
-        return found
+    """The tool installed with this package (beside this Python: ansible-core is a dependency),
+    else the one on PATH."""
     beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else None
+    return str(beside) if beside.exists() else shutil.which(name)
 
 
 def _run(argv: list[str], cwd: Path) -> tuple[bool, str]:
@@ -98,7 +96,9 @@ def check_tools(root: Path) -> list[Check]:
             )
             checks.append(Check(f"ansible-playbook --syntax-check {playbook}", ok, detail=out))
         else:
-            checks.append(Check(f"syntax-check {playbook}", True, skipped=True, detail="no ansible"))
+            checks.append(
+                Check(f"syntax-check {playbook}", True, skipped=True, detail="no ansible")
+            )
     return checks
 
 

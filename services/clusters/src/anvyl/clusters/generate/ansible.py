@@ -231,17 +231,19 @@ def addons_yml(spec: ClusterSpec) -> str:
             tasks.append({"name": "Helm", "ansible.builtin.shell":
                           "set -o pipefail && curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash",
                           "args": {"creates": "/usr/local/bin/helm", "executable": "/bin/bash"}})  # fmt: skip
-            tasks.append({
-                "name": f"{addon} ({chart})",
-                "ansible.builtin.command": (
-                    f"helm upgrade --install {addon} {chart} --repo {repository} "
-                    f"--namespace {namespace} --create-namespace"
-                ),
-                "environment": {"KUBECONFIG": "/etc/kubernetes/admin.conf"},
-                "changed_when": True,
-            })
+            tasks.append(
+                {
+                    "name": f"{addon} ({chart})",
+                    "ansible.builtin.command": (
+                        f"helm upgrade --install {addon} {chart} --repo {repository} "
+                        f"--namespace {namespace} --create-namespace"
+                    ),
+                    "environment": {"KUBECONFIG": "/etc/kubernetes/admin.conf"},
+                    "changed_when": True,
+                }
+            )
             continue
-        namespace = ADDON_NAMESPACES.get(addon)
+        namespace = ADDON_NAMESPACES.get(addon, "")
         if namespace:
             tasks.append({
                 "name": f"Namespace {namespace}",

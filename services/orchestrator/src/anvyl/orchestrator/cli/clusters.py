@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,13 +37,28 @@ cluster_app = typer.Typer(
 )
 console = Console()
 
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Ollama model (default $OLLAMA_MODEL or llama3).")]
-OllamaOpt = Annotated[str | None, typer.Option("--ollama-url", help="Ollama URL (default $OLLAMA_URL).")]
-UrlOpt = Annotated[str | None, typer.Option("--proxmox-url", help="Proxmox API URL (default $PROXMOX_API_URL).")]
-TokenIdOpt = Annotated[str | None, typer.Option("--proxmox-token-id", help="user@realm!token (default $PROXMOX_API_TOKEN_ID).")]
-TokenSecretOpt = Annotated[str | None, typer.Option("--proxmox-token-secret", help="Token secret (default $PROXMOX_API_TOKEN_SECRET).")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Project directory (terraform/, ansible/, packer/).")]
-# fmt: skip
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Ollama model (default $OLLAMA_MODEL or llama3).")
+]
+OllamaOpt = Annotated[
+    str | None, typer.Option("--ollama-url", help="Ollama URL (default $OLLAMA_URL).")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--proxmox-url", help="Proxmox API URL (default $PROXMOX_API_URL).")
+]
+TokenIdOpt = Annotated[
+    str | None,
+    typer.Option("--proxmox-token-id", help="user@realm!token (default $PROXMOX_API_TOKEN_ID)."),
+]
+TokenSecretOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--proxmox-token-secret", help="Token secret (default $PROXMOX_API_TOKEN_SECRET)."
+    ),
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Project directory (terraform/, ansible/, packer/).")
+]
 
 
 def _router(model: str | None, ollama_url: str | None) -> tuple[ModelRouter | None, str]:
@@ -72,7 +87,7 @@ def _router(model: str | None, ollama_url: str | None) -> tuple[ModelRouter | No
 def _router_ask(router: ModelRouter) -> Ask:
     async def ask(messages: list[dict[str, str]], schema: dict[str, Any]) -> str:
         request = ModelRequest(
-            messages=[ChatMessage(role=m["role"], content=m["content"]) for m in messages],  # type: ignore[arg-type]
+            messages=[ChatMessage(role=m["role"], content=m["content"]) for m in messages],
             response_schema=schema,
             temperature=0,
         )
@@ -105,7 +120,7 @@ def _plan(
     return _guarded(run)
 
 
-def _guarded(run: Callable[[], Awaitable[ClusterPlan]]) -> ClusterPlan:
+def _guarded(run: Callable[[], Coroutine[Any, Any, ClusterPlan]]) -> ClusterPlan:
     try:
         return asyncio.run(run())
     except (IntentError, FitError, ValidationFailed) as exc:
@@ -113,7 +128,9 @@ def _guarded(run: Callable[[], Awaitable[ClusterPlan]]) -> ClusterPlan:
         raise typer.Exit(2) from None
 
 
-def _proxmox(url: str | None, token_id: str | None, secret: str | None, out: Path) -> ProxmoxConfig | None:
+def _proxmox(
+    url: str | None, token_id: str | None, secret: str | None, out: Path
+) -> ProxmoxConfig | None:
     return proxmox_config(url, token_id, secret, tfvars=out / "terraform" / "terraform.tfvars")
 
 
@@ -121,10 +138,17 @@ def show_plan(plan: ClusterPlan) -> None:
     spec = plan.spec
     table = Table(title=f"Cluster {spec.name}  ({spec.summary()})", show_header=False)
     table.add_row("produced by", plan.source)
-    table.add_row("control planes", f"{spec.control_plane_count} x {spec.control_plane_cores} cores, {spec.control_plane_memory_mb} MiB")
-    table.add_row("workers", f"{spec.worker_count} x {spec.worker_cores} cores, {spec.worker_memory_mb} MiB")
+    table.add_row(
+        "control planes",
+        f"{spec.control_plane_count} x {spec.control_plane_cores} cores, {spec.control_plane_memory_mb} MiB",
+    )
+    table.add_row(
+        "workers", f"{spec.worker_count} x {spec.worker_cores} cores, {spec.worker_memory_mb} MiB"
+    )
     table.add_row("disk", f"{spec.disk_gb} GB per node on {spec.storage} ({spec.proxmox_node})")
-    table.add_row("addresses", f"{', '.join(spec.addresses())} (gateway {spec.gateway}, {spec.network_cidr})")
+    table.add_row(
+        "addresses", f"{', '.join(spec.addresses())} (gateway {spec.gateway}, {spec.network_cidr})"
+    )
     table.add_row("kubernetes", f"{spec.kubernetes_version}, CNI {spec.cni}")
     table.add_row("add-ons", ", ".join(spec.addons) or "none")
     console.print(table)  # fmt: skip
@@ -190,7 +214,7 @@ def create(
     if dry_run:
         writes = plan_writes(out, plan.files, force=force)
         for change in writes.changes:
-            console.rule(f"{change.path}  [would {change.action}]")
+            console.rule(f"{change.path}  (would {change.action})")
             if change.action == "kept":
                 console.print(f"[yellow]you edited this file: kept (use --force)[/]\n{change.diff}")
             else:
@@ -214,7 +238,9 @@ def create(
     _apply(out, plan, proxmox, build_template)
 
 
-def _apply(out: Path, plan: ClusterPlan, proxmox: ProxmoxConfig | None, build_template: bool) -> None:
+def _apply(
+    out: Path, plan: ClusterPlan, proxmox: ProxmoxConfig | None, build_template: bool
+) -> None:
     def progress(step: str, status: str) -> None:
         console.print(f"[bold]{step}[/]: {status}")
 
@@ -222,11 +248,17 @@ def _apply(out: Path, plan: ClusterPlan, proxmox: ProxmoxConfig | None, build_te
     if build_template and not shutil.which("packer"):
         missing.insert(0, "packer")
     if missing:
-        console.print(f"[yellow]not on PATH: {', '.join(missing)}; the step that needs one will fail[/]")
+        console.print(
+            f"[yellow]not on PATH: {', '.join(missing)}; the step that needs one will fail[/]"
+        )
     try:
-        result = run_pipeline(out, plan.spec, proxmox, build_template=build_template, progress=progress)
+        result = run_pipeline(
+            out, plan.spec, proxmox, build_template=build_template, progress=progress
+        )
     except PipelineError as exc:
         console.print(f"[red]{exc}[/]", soft_wrap=True)
         console.print("Fix it and run the same command again: finished steps are skipped.")
         raise typer.Exit(1) from None
-    console.print(f"[green]cluster {plan.spec.name} provisioned[/] (ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'})")
+    console.print(
+        f"[green]cluster {plan.spec.name} provisioned[/] (ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'})"
+    )
