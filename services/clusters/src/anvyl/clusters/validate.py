@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,36 +71,36 @@ def check_hcl(files: dict[str, str]) -> list[Check]:
     return checks
 
 
-def check_tools(root: Path) -> list[Check]:
-    """terraform fmt, ansible-inventory and ansible-playbook --syntax-check on a written project."""
-    checks = []
+def check_tools(root: Path, *, concurrent: bool = True) -> list[Check]:
+    """terraform fmt, ansible-inventory and ansible-playbook --syntax-check on a written project,
+    run at once (each is mostly interpreter start-up)."""
+    jobs: dict[str, tuple[list[str], Path]] = {}
+    skipped: list[Check] = []
     terraform = shutil.which("terraform")
     if terraform and (root / "terraform").is_dir():
-        ok, out = _run([terraform, "fmt", "-check", "-diff", "terraform"], root)
-        checks.append(Check("terraform fmt -check", ok, detail=out))
+        jobs["terraform fmt -check"] = ([terraform, "fmt", "-check", "-diff", "terraform"], root)
     else:
-        checks.append(Check("terraform fmt -check", True, skipped=True, detail="no terraform"))
+        skipped.append(Check("terraform fmt -check", True, skipped=True, detail="no terraform"))
     ansible_dir = root / "ansible"
     inventory_tool = _tool("ansible-inventory")
     playbook_tool = _tool("ansible-playbook")
-    if inventory_tool and (ansible_dir / "inventory.ini").exists():
-        ok, out = _run([inventory_tool, "-i", "inventory.ini", "--list"], ansible_dir)
-        checks.append(Check("ansible-inventory --list", ok, detail="" if ok else out))
+    playbooks = [name for name in ("site.yml", "addons.yml") if (ansible_dir / name).exists()]
+    if inventory_tool and playbook_tool:
+        jobs["ansible-inventory --list"] = (
+            [inventory_tool, "-i", "inventory.ini", "--list"],
+            ansible_dir,
+        )
+        # One run checks every playbook: ansible-playbook takes several.
+        jobs["ansible-playbook --syntax-check " + " ".join(playbooks)] = (
+            [playbook_tool, "-i", "inventory.ini", "--syntax-check", *playbooks],
+            ansible_dir,
+        )
     else:
-        checks.append(Check("ansible-inventory --list", True, skipped=True, detail="no ansible"))
-    for playbook in ("site.yml", "addons.yml"):
-        if not (ansible_dir / playbook).exists():
-            continue
-        if playbook_tool:
-            ok, out = _run(
-                [playbook_tool, "-i", "inventory.ini", "--syntax-check", playbook], ansible_dir
-            )
-            checks.append(Check(f"ansible-playbook --syntax-check {playbook}", ok, detail=out))
-        else:
-            checks.append(
-                Check(f"syntax-check {playbook}", True, skipped=True, detail="no ansible")
-            )
-    return checks
+        skipped.append(Check("ansible checks", True, skipped=True, detail="no ansible"))
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs)) if concurrent else 1) as pool:
+        futures = {name: pool.submit(_run, argv, cwd) for name, (argv, cwd) in jobs.items()}
+        results = [(name, future.result()) for name, future in futures.items()]
+    return [Check(name, ok, detail="" if ok else out) for name, (ok, out) in results] + skipped
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
