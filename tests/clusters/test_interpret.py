@@ -101,3 +101,31 @@ async def test_model_down_falls_back() -> None:
         result = await interpret("dev cluster", ask=ask)
     assert result.source == "parser"
     assert "could not be asked" in result.warnings[0]
+
+
+async def test_ollama_variables_and_the_host_in_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OLLAMA_URL / OLLAMA_MODEL pick the model as in the seed; the prompt carries the host."""
+    from anvyl.clusters.discovery import VM, HostContext
+
+    host = HostContext(node="pve", cpus=8, memory_total_mb=24576, memory_used_mb=14336,
+                       storage="local-lvm", storage_free_gb=60,
+                       vms=[VM(100, "gitlab", "running", 4, 8192, False)],
+                       used_ips=["192.168.1.100"])  # fmt: skip
+    good = model_answer(SEED_TABLE["dev cluster"], "dev")
+    for name in ("ANVYL_CONFIG", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "XAI_API_KEY", "GROQ_API_KEY",
+                 "ANVYL_GPT_OSS_URL", "ANVYL_LMSTUDIO_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedLLMServer(default=ScriptedReply(content=good)) as server:
+        monkeypatch.setenv("OLLAMA_URL", f"http://127.0.0.1:{server.port}")
+        monkeypatch.setenv("OLLAMA_MODEL", "mistral")
+        router, name = _router(None, None)
+        assert router is not None
+        async with router:
+            result = await interpret(
+                "dev cluster", host=host, ask=_router_ask(router), model_name=name
+            )
+    assert result.source.startswith("model:") and "mistral" in result.source
+    body = server.requests[0].body
+    assert body["model"] == "mistral"
+    prompt = body["messages"][-1]["content"]
+    assert "Proxmox node pve: 8 CPUs" in prompt and "192.168.1.100" in prompt and "gitlab" in prompt
