@@ -37,6 +37,7 @@ def cluster_hub(
     fake_pve: tuple[FakePve, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
     clusters = tmp_path / "clusters"
+    monkeypatch.delenv("OLLAMA_URL", raising=False)  # the hub's tools use the parser here
     settings = HubSettings(_env_file=None, token=TEST_TOKEN, proxmox_url=fake_pve[1],
                            proxmox_token_id=TOKEN_ID, proxmox_token_secret=TOKEN_SECRET,
                            proxmox_clusters_dir=clusters)  # fmt: skip

@@ -1,12 +1,14 @@
 """The proxmox server's cluster tools: preview (read-only) and create (destructive: approval).
 
-Built on anvyl.clusters (the hub depends on it, never the reverse). Projects are written under
+Built on anvyl.clusters (the hub depends on it, never the reverse). The spec comes from the model at
+OLLAMA_URL (OLLAMA_MODEL) when set, else from the deterministic parser. Projects are written under
 one directory, ``ANVYL_MCP_HUB_PROXMOX_CLUSTERS_DIR``, one sub-directory per cluster name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -14,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from anvyl.clusters.discovery import FitError, ProxmoxConfig
 from anvyl.clusters.intent import MAX_INTENT_CHARS, IntentError
+from anvyl.clusters.interpret import Ask, ollama_base_url, openai_ask
 from anvyl.clusters.pipeline import PipelineError, run_pipeline
 from anvyl.clusters.service import ClusterPlan, plan_cluster
 from anvyl.clusters.validate import ValidationFailed
@@ -52,12 +55,23 @@ def proxmox_for(url: str | None, token_id: str | None, secret: SecretStr | None,
     return ProxmoxConfig(url, token_id, secret.get_secret_value(), verify_tls, timeout_s)
 
 
+def model_ask() -> tuple[Ask | None, str]:
+    """An Ollama model when OLLAMA_URL is set (OLLAMA_MODEL, default llama3), as in the CLI;
+    else none, and the deterministic parser answers."""
+    url = os.environ.get("OLLAMA_URL")
+    if not url:
+        return None, ""
+    model = os.environ.get("OLLAMA_MODEL") or "llama3"
+    return openai_ask(ollama_base_url(url), model, timeout_s=120), f"ollama/{model}"
+
+
 async def _plan(intent: str, proxmox: ProxmoxConfig | None) -> ClusterPlan:
     if len(intent) > MAX_INTENT_CHARS:
         raise ToolError(f"the intent is {len(intent)} characters; use at most {MAX_INTENT_CHARS}")
     try:
         async with asyncio.timeout(CLUSTER_TIMEOUT_S):
-            return await plan_cluster(intent, proxmox=proxmox)
+            ask, name = model_ask()
+            return await plan_cluster(intent, proxmox=proxmox, ask=ask, model_name=name)
     except (IntentError, FitError, ValidationFailed) as exc:
         raise ToolError(str(exc)) from exc
     except TimeoutError as exc:
