@@ -202,3 +202,32 @@ def test_each_command_of_docs_agents_runs_and_its_tasks_succeed(tmp_path: Path) 
         finally:
             subprocess.run([ANVYL, "agent", "remove", "infra-agent", "--force", "--purge"],
                            capture_output=True, timeout=60, env=client_env)  # fmt: skip
+
+
+def cluster_commands() -> list[tuple[str, str]]:
+    """Each `uv run anvyl cluster` line of the READMEs' bash blocks (the `|` usage line aside)."""
+    found = []
+    for path in readme_files():
+        for block in _BASH_BLOCK.findall(path.read_text(encoding="utf-8")):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                command = line.split("  #", 1)[0].strip()
+                if command.startswith("uv run anvyl cluster ") and "|" not in command:
+                    found.append((str(path.relative_to(ROOT)), command))
+    return found
+
+
+def test_each_cluster_example_of_the_readmes_runs(tmp_path: Path) -> None:
+    """The `anvyl cluster` examples as written (no Proxmox and no model here: the parser, with
+    defaults); they write nothing, and a dry run says so."""
+    commands = cluster_commands()
+    assert any(where == "README.md" for where, _ in commands)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ANVYL_CONFIG", "OLLAMA_URL") and not k.startswith("PROXMOX_")}  # fmt: skip
+    for where, command in commands:
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path, env={**env, "UV_PROJECT": str(ROOT)})  # fmt: skip
+        assert done.returncode == 0, f"{where}: {command}\n{done.stdout}\n{done.stderr}"
+        assert "Cluster" in done.stdout or '"spec"' in done.stdout, f"{where}: {command}"
+        if "--json" in command:
+            assert json.loads(done.stdout)["checks"]
+    assert list(tmp_path.iterdir()) == []

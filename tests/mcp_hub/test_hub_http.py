@@ -107,7 +107,15 @@ async def test_sdk_client_with_token_lists_every_server(hub: RunningHub) -> None
             "container_logs",
             "exec_in_container",
         },
-        "proxmox": {"get_nodes", "get_node_status", "list_vms", "get_storage", "used_ips"},
+        "proxmox": {
+            "get_nodes",
+            "get_node_status",
+            "list_vms",
+            "get_storage",
+            "used_ips",
+            "cluster_preview",
+            "cluster_create",
+        },
     }
     for server_name, tool_names in expected.items():
         session: ClientSession

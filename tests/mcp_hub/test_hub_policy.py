@@ -49,7 +49,7 @@ async def test_per_server_tool_allow_lists(start_hub: HubFactory) -> None:
     assert refused.is_error
     assert "ANVYL_MCP_HUB_DOCKER_TOOLS" in result_text(refused)
     assert infra_tools == {"get_host_info", "execute_command"}
-    assert len(proxmox_tools) == 5
+    assert len(proxmox_tools) == 7  # discovery (5) and the cluster tools (2)
 
 
 async def test_every_call_is_audited_with_secrets_masked(start_hub: HubFactory) -> None:

@@ -1,12 +1,14 @@
 """The `proxmox` server: discovery of a Proxmox VE cluster (nodes, VMs, storage, used IPs)."""
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, SecretStr
 
+from anvyl.mcp_hub import cluster_tools
 from anvyl.mcp_hub.base_settings import BaseHubSettings, OptionalCommaList
 from anvyl.mcp_hub.proxmox_client import (
     ProxmoxClient,
@@ -28,6 +30,10 @@ class ProxmoxSettings(BaseHubSettings):
     proxmox_token_secret: SecretStr | None = None
     proxmox_verify_tls: bool = True
     proxmox_timeout_s: float = Field(default=15.0, gt=0)
+    proxmox_clusters_dir: Path = Field(
+        default=Path("~/.local/share/anvyl/clusters"),
+        description="cluster_create writes each cluster's project under DIR/NAME",
+    )
 
 
 NodeName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")]
@@ -250,7 +256,9 @@ async def _vm_addresses(
 
 class ProxmoxTools:
     instructions = (
-        "Read-only discovery of a Proxmox VE cluster: nodes, VMs, storage and IPs in use."
+        "Discovery of a Proxmox VE cluster (nodes, VMs, storage and IPs in use), and Kubernetes "
+        "clusters from a plain-English intent: cluster_preview shows the spec, cluster_create "
+        "writes the Terraform/Ansible/Packer project and, with apply, provisions it."
     )
 
     def __init__(self, settings: ProxmoxSettings) -> None:
@@ -333,6 +341,37 @@ class ProxmoxTools:
 
         return await self._call(query)
 
+    def _cluster_proxmox(self) -> cluster_tools.ProxmoxConfig | None:
+        s = self.settings
+        return cluster_tools.proxmox_for(s.proxmox_url, s.proxmox_token_id,
+                                         s.proxmox_token_secret, s.proxmox_verify_tls,
+                                         s.proxmox_timeout_s)  # fmt: skip
+
+    async def cluster_preview(
+        self,
+        intent: Annotated[
+            str, Field(min_length=1, description='e.g. "dev cluster with 2 workers"')
+        ],
+    ) -> cluster_tools.ClusterPreview:
+        """Plan a Kubernetes cluster from a plain-English intent, sized to the Proxmox host's free
+        capacity on free addresses: the spec, its reasoning and the files it would generate."""
+        return await cluster_tools.cluster_preview(intent, self._cluster_proxmox())
+
+    async def cluster_create(
+        self,
+        intent: Annotated[
+            str, Field(min_length=1, description='e.g. "dev cluster with 2 workers"')
+        ],
+        apply: Annotated[bool, Field(description="Also run Packer, Terraform and Ansible")] = False,
+        force: Annotated[bool, Field(description="Overwrite files a person edited")] = False,
+    ) -> cluster_tools.ClusterCreated:
+        """Generate a Kubernetes cluster's Terraform/Ansible/Packer project from an intent and,
+        with apply, provision it on Proxmox (creates VMs)."""
+        return await cluster_tools.cluster_create(
+            intent, self._cluster_proxmox(), self.settings.proxmox_clusters_dir,
+            apply=apply, force=force,
+        )  # fmt: skip
+
     def tool_specs(self) -> list[ToolSpec]:
         return [
             ToolSpec(self.get_nodes, "Proxmox nodes", True, False, True),
@@ -340,4 +379,6 @@ class ProxmoxTools:
             ToolSpec(self.list_vms, "Proxmox VMs", True, False, True),
             ToolSpec(self.get_storage, "Proxmox storage", True, False, True),
             ToolSpec(self.used_ips, "Proxmox used IPs", True, False, True),
+            ToolSpec(self.cluster_preview, "Preview a Kubernetes cluster", True, False, True),
+            ToolSpec(self.cluster_create, "Create a Kubernetes cluster", False, True, False, True),
         ]

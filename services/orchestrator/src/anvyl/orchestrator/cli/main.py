@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from anvyl.orchestrator.cli.agents import agents_app
+from anvyl.orchestrator.cli.clusters import cluster_app
 from anvyl.orchestrator.cli.hosts import hosts_app
 from anvyl.orchestrator.cli.models import models_app
 from anvyl.orchestrator.cli.serve import demo, serve
@@ -26,6 +27,7 @@ app.add_typer(models_app, name="models", help="Model endpoints: list them, test 
 app.add_typer(agents_app, name="agent")
 app.add_typer(settings_app, name="settings")
 app.add_typer(hosts_app, name="hosts")
+app.add_typer(cluster_app, name="cluster")
 
 
 def main() -> None:

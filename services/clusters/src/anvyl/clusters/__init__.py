@@ -1,0 +1,1 @@
+"""Anvyl clusters: intent-driven Kubernetes provisioning on Proxmox."""
