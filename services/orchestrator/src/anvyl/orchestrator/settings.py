@@ -106,6 +106,10 @@ class Settings(BaseSettings):
         default=16_000, ge=500, description="tool output fed back, at most"
     )
 
+    # The cloud provider whose key LLM_API_KEY is (environment.py copies it to that provider's own
+    # variable, OPENAI_API_KEY say, at start-up).
+    llm_provider: Literal["openai", "anthropic", "xai", "groq"] = "openai"
+
     # Logs.
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

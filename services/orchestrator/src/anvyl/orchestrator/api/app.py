@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
+from anvyl.orchestrator.api import containers as container_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
@@ -268,6 +269,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
+    app.include_router(container_routes.router, responses=errors)
     return app
 
 
