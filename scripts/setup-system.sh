@@ -34,6 +34,7 @@ if [ -z "$cluster" ]; then
 fi
 if ! pg_lsclusters -h | awk '{print $4}' | grep -q online; then
   echo "==> starting PostgreSQL $cluster"
+  # shellcheck disable=SC2086 # "VERSION NAME": two arguments
   pg_ctlcluster $cluster start
   echo "postgresql $cluster" >>"$started"
 fi
