@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"
 IMAGES = {  # the images the stack runs, built by scripts/build-images.sh agent orchestrator postgres
     "ANVYL_AGENT_IMAGE": os.environ.get("ANVYL_AGENT_IMAGE", "anvyl/agent:dev"),
-    "ANVYL_ORCHESTRATOR_IMAGE": os.environ.get("ANVYL_ORCHESTRATOR_IMAGE", "anvyl/orchestrator:dev"),
+    "ANVYL_ORCHESTRATOR_IMAGE": os.environ.get(
+        "ANVYL_ORCHESTRATOR_IMAGE", "anvyl/orchestrator:dev"
+    ),
     "ANVYL_MCP_HUB_IMAGE": os.environ.get("ANVYL_MCP_HUB_IMAGE", "anvyl/mcp-hub:dev"),
     "ANVYL_POSTGRES_IMAGE": os.environ.get("ANVYL_POSTGRES_IMAGE", "postgres:15-bookworm"),
 }
@@ -119,7 +121,9 @@ class ComposeStack:
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
         for container in client.containers.list(all=True, filters=label):
             container.remove(force=True, v=True)
-        for network in client.networks.list(filters=label) + client.networks.list(names=[self.worker_network]):
+        for network in client.networks.list(filters=label) + client.networks.list(
+            names=[self.worker_network]
+        ):
             network.remove()
         for volume in client.volumes.list(filters=label):
             volume.remove(force=True)

@@ -31,7 +31,9 @@ def readme_compose_commands() -> list[str]:
 @pytest.fixture
 def stack(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[ComposeStack]:
     if shutil.which("docker-compose") is None:
-        pytest.fail("docker-compose is missing: apt-get install docker-compose (scripts/setup-system.sh)")
+        pytest.fail(
+            "docker-compose is missing: apt-get install docker-compose (scripts/setup-system.sh)"
+        )
     missing = missing_images(docker_client)
     if missing:
         pytest.fail(f"images {missing} missing: run BASE_IMAGE=anvyl/base:bookworm "
@@ -73,8 +75,12 @@ def test_the_compose_stack_runs_a_task_in_a_worker_on_its_network_and_down_leave
     assert not any(m["Destination"] == "/var/run/docker.sock" for m in worker.attrs["Mounts"])
     assert worker.labels[PROJECT_LABEL] == stack.project
     # Only the orchestrator has the Docker socket.
-    for container in docker_client.containers.list(filters={"label": f"{PROJECT_LABEL}={stack.project}"}):
-        has_socket = any(m["Destination"] == "/var/run/docker.sock" for m in container.attrs["Mounts"])
+    for container in docker_client.containers.list(
+        filters={"label": f"{PROJECT_LABEL}={stack.project}"}
+    ):
+        has_socket = any(
+            m["Destination"] == "/var/run/docker.sock" for m in container.attrs["Mounts"]
+        )
         assert has_socket == (container.labels.get("com.docker.compose.service") == "orchestrator"
                               and container.labels.get("com.docker.compose.oneoff") == "False"), container.name  # fmt: skip
     # The orchestrator's user is not root, and its health check passes.
