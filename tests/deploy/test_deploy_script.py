@@ -216,7 +216,7 @@ def test_the_scripts_are_shellcheck_clean() -> None:
     if shutil.which("shellcheck") is None:
         pytest.fail("shellcheck is missing: apt-get install shellcheck (scripts/setup-system.sh)")
     scripts = sorted(
-        str(p) for p in [*(ROOT / "scripts").glob("*.sh"), *(ROOT / "docker").glob("*.sh")]
+        str(p) for p in [*(ROOT / "scripts").glob("*.sh"), *(ROOT / "dockerfiles").glob("*.sh")]
     )
     done = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout

@@ -40,14 +40,14 @@ def network(docker_client: docker.DockerClient, docker_instance: str) -> Iterato
 
 @pytest.fixture
 def orchestrator_container(
-    docker_client: docker.DockerClient, docker_instance: str, network: str
+    docker_client: docker.DockerClient, docker_instance: str, network: str, tmp_path: Path
 ) -> Iterator[str]:
     """A container standing where the orchestrator runs in compose: on the network, with the
     labels docker-compose gives a service's container."""
     project = f"anvyl-deploy-{docker_instance}"
     container = docker_client.containers.run(
         BASE_IMAGE, ["sleep", "300"], detach=True, network=network, init=True,
-        name=f"{project}-orchestrator-1",
+        name=f"{project}-orchestrator-1", volumes={str(tmp_path / "data"): {"bind": "/data", "mode": "rw"}},
         labels={COMPOSE_PROJECT: project, COMPOSE_SERVICE: "orchestrator",
                 "com.docker.compose.container-number": "1", "anvyl.instance": docker_instance},
     )  # fmt: skip
@@ -109,7 +109,7 @@ async def test_a_repository_path_of_the_orchestrators_container_is_refused_with_
     )
     try:
         repo = RepoRef(str(tmp_path), tmp_path, f"local-{secrets.token_hex(5)}")
-        with pytest.raises(WorkspaceError, match="give a git URL the worker can clone"):
+        with pytest.raises(WorkspaceError, match="that no volume holds: give a git URL"):
             await backend.ensure_running(repo)
     finally:
         await backend.close()
@@ -126,4 +126,26 @@ async def test_a_missing_network_is_named(docker_instance: str, tmp_path: Path) 
             await backend.ensure_running(repo)
     finally:
         await backend.remove("b-0123456789", purge=True)
+        await backend.close()
+
+
+async def test_a_repository_in_a_volume_of_the_orchestrator_is_mounted_from_its_source(
+    docker_client: docker.DockerClient, docker_instance: str, network: str,
+    orchestrator_container: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A scratch workspace (files sent without a repository) lives in the orchestrator's data
+    volume: the worker gets that directory, read-only, and nothing else of the volume."""
+    monkeypatch.setenv("HOSTNAME", orchestrator_container[:12])
+    (tmp_path / "data" / "scratch" / "t1").mkdir(parents=True)
+    backend = DockerBackend(DockerWorkspaceConfig(image=AGENT_IMAGE, network=network),
+                            BackendContext(docker_instance, tmp_path))  # fmt: skip
+    try:
+        repo = RepoRef("/data/scratch/t1", Path("/data/scratch/t1"), "scratch-0123456789")
+        await backend.ensure_running(repo)
+        container = docker_client.containers.get(backend.container_name("scratch-0123456789"))
+        (source,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/mnt/source"]
+        assert source["Source"] == str(tmp_path / "data" / "scratch" / "t1")
+        assert source["RW"] is False
+    finally:
+        await backend.remove("scratch-0123456789", purge=True)
         await backend.close()

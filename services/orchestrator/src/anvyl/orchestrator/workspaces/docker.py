@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -26,7 +27,7 @@ from anvyl.orchestrator.workspaces.base import (
     WorkspaceError,
 )
 from anvyl.orchestrator.workspaces.config import BackendContext, DockerWorkspaceConfig
-from anvyl.orchestrator.workspaces.docker_network import compose_labels
+from anvyl.orchestrator.workspaces.docker_network import OwnContainer, own_container
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient
 
@@ -68,7 +69,8 @@ class DockerBackend:
         self.client = docker_client(config)
         self._prefix = "anvyl-" if self.instance == "default" else f"anvyl-{self.instance}-"
         # In compose, the workers belong to the orchestrator's project (so `down` removes them).
-        self._compose = compose_labels(self.client) if config.network else {}
+        self._own = own_container(self.client) if config.network else OwnContainer()
+        self._compose = self._own.compose_labels()
 
     # Names and labels -------------------------------------------------------------------------
 
@@ -129,13 +131,10 @@ class DockerBackend:
             self.volume_name(workspace_id): {"bind": "/workspace", "mode": "rw"}
         }
         if repo.local_path is not None:
-            if self.config.network:
-                # The path is the orchestrator container's, which the daemon cannot mount.
-                raise WorkspaceError(
-                    f"repo_url {str(repo.local_path)!r} is a path inside the orchestrator's "
-                    "container: give a git URL the worker can clone, or send the files"
-                )
-            volumes[str(repo.local_path)] = {"bind": SOURCE_MOUNT, "mode": "ro"}
+            volumes[str(self._source_on_host(repo.local_path))] = {
+                "bind": SOURCE_MOUNT,
+                "mode": "ro",
+            }
         options: dict[str, Any] = dict(
             image=self.config.image,
             name=self.container_name(workspace_id),
@@ -175,6 +174,19 @@ class DockerBackend:
         if self.config.network and "network" in str(exc.explanation):
             return f" (the network ANVYL_DOCKER_NETWORK={self.config.network!r} must exist)"
         return ""
+
+    def _source_on_host(self, path: Path) -> Path:
+        """A repository on this machine as the daemon sees it: the path itself, or in a container
+        (a network is set) the path under the source of the mount that holds it."""
+        if not self.config.network:
+            return path
+        found = self._own.host_path(path)
+        if found is None:
+            raise WorkspaceError(
+                f"repo_url {str(path)!r} is a path inside the orchestrator's container that no "
+                "volume holds: give a git URL the worker can clone, or send the files"
+            )
+        return found
 
     def _wait_created(self, name: str) -> Container:
         # The daemon reserves the name before the container can be inspected: retry briefly.

@@ -3,13 +3,17 @@
 
 The workers get the labels of a one-off container (`docker-compose run`) of the orchestrator's own
 service, so `docker-compose down` (1.29 and v2) stops and removes them with the stack; without them
-they would outlive it and keep its network from being removed.
+they would outlive it and keep its network from being removed. A repository on the orchestrator's
+filesystem (a scratch workspace, say) is mounted from where the daemon sees it: the source of the
+orchestrator's own mount that holds it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import docker
 import docker.errors
@@ -19,18 +23,38 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 
 
-def own_container_id() -> str:
+@dataclass(frozen=True)
+class OwnContainer:
+    """The orchestrator's own container as the daemon describes it (empty outside one)."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[tuple[str, str], ...] = ()  # (destination inside, source on the daemon's host)
+
+    def compose_labels(self) -> dict[str, str]:
+        """The compose labels a worker of this orchestrator gets; none outside a compose project."""
+        project, service = self.labels.get(COMPOSE_PROJECT), self.labels.get(COMPOSE_SERVICE)
+        if not project or not service:
+            return {}
+        return {COMPOSE_PROJECT: project, COMPOSE_SERVICE: service, COMPOSE_ONEOFF: "True"}
+
+    def host_path(self, path: Path) -> Path | None:
+        """Where the daemon finds `path` of this container: under the source of the mount that
+        holds it (a bind mount's directory or a volume's), or None when no mount does."""
+        inside = PurePosixPath(path)
+        for destination, source in sorted(self.mounts, key=lambda m: len(m[0]), reverse=True):
+            if inside == PurePosixPath(destination) or PurePosixPath(destination) in inside.parents:
+                return Path(source) / inside.relative_to(destination)
+        return None
+
+
+def own_container(client: docker.DockerClient, container_id: str | None = None) -> OwnContainer:
     """Docker names a container's host after its id (unless `hostname:` says otherwise)."""
-    return os.environ.get("HOSTNAME") or socket.gethostname()
-
-
-def compose_labels(client: docker.DockerClient, container_id: str | None = None) -> dict[str, str]:
-    """The compose labels a worker of this orchestrator gets; none outside a compose project."""
+    name = container_id or os.environ.get("HOSTNAME") or socket.gethostname()
     try:
-        own = client.containers.get(container_id or own_container_id())
+        attrs = client.api.inspect_container(name)
     except (docker.errors.NotFound, docker.errors.APIError):
-        return {}  # not in a container of this daemon
-    project, service = own.labels.get(COMPOSE_PROJECT), own.labels.get(COMPOSE_SERVICE)
-    if not project or not service:
-        return {}
-    return {COMPOSE_PROJECT: project, COMPOSE_SERVICE: service, COMPOSE_ONEOFF: "True"}
+        return OwnContainer()  # not in a container of this daemon
+    mounts = tuple(
+        (m["Destination"], m["Source"]) for m in attrs.get("Mounts") or [] if m.get("Source")
+    )
+    return OwnContainer(dict(attrs["Config"].get("Labels") or {}), mounts)
