@@ -19,7 +19,9 @@ echo "==> uv sync"
 uv sync --all-packages --extra mlx --extra cloud --all-groups --quiet
 
 scripts/build-base-image.sh anvyl/base:bookworm
-BASE_IMAGE=anvyl/base:bookworm ANVYL_AGENT_IMAGE=anvyl/agent:dev scripts/build-images.sh
+# The worker, orchestrator and hub images, and PostgreSQL under the compose file's name where no
+# registry image is present (tests/deploy/test_compose.py runs the stack); layers are reused.
+BASE_IMAGE=anvyl/base:bookworm ANVYL_AGENT_IMAGE=anvyl/agent:dev scripts/build-images.sh agent orchestrator postgres
 
 echo "==> ruff"
 uv run ruff check .
