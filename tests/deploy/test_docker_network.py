@@ -18,6 +18,7 @@ from anvyl.orchestrator.workspaces.docker_network import (
     COMPOSE_ONEOFF,
     COMPOSE_PROJECT,
     COMPOSE_SERVICE,
+    dns_name,
 )
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from tests.conftest import AGENT_IMAGE
@@ -65,10 +66,13 @@ async def test_a_worker_joins_the_network_is_reached_by_name_and_belongs_to_the_
     config = DockerWorkspaceConfig(image=AGENT_IMAGE, network=network)
     backend = DockerBackend(config, BackendContext(docker_instance, tmp_path))
     try:
-        repo = RepoRef("https://example.invalid/team/repo.git", None, "repo-0123456789")
+        # A long workspace id: the container name is no DNS label (over 63 characters).
+        workspace = "a-repository-with-a-rather-long-name-for-dns-0123456789"
+        repo = RepoRef("https://example.invalid/team/repo.git", None, workspace)
         endpoint = await backend.ensure_running(repo)
-        name = backend.container_name("repo-0123456789")
-        assert endpoint.base_url == f"http://{name}:8000"
+        name = backend.container_name(workspace)
+        assert len(name) > 63
+        assert endpoint.base_url == f"http://{dns_name(name)}:8000" and len(dns_name(name)) <= 63
         container = docker_client.containers.get(name)
         assert container.attrs["HostConfig"]["PortBindings"] in (None, {})  # nothing on the host
         assert set(container.attrs["NetworkSettings"]["Networks"]) == {network}
@@ -90,13 +94,13 @@ async def test_a_worker_joins_the_network_is_reached_by_name_and_belongs_to_the_
         assert out.decode().strip() == "200"
         # `GET /containers` reads this: its name, state, workspace, creation time.
         (owned,) = await backend.list_owned()
-        assert (owned.name, owned.state, owned.workspace_id) == (name, "running", "repo-0123456789")
+        assert (owned.name, owned.state, owned.workspace_id) == (name, "running", workspace)
         assert owned.created is not None and owned.unusable is None
         # The same container answers the next call (it is usable as it is).
         again = await backend.ensure_running(repo)
         assert again.handle == endpoint.handle and not again.started
     finally:
-        await backend.remove("repo-0123456789", purge=True)
+        await backend.remove(workspace, purge=True)
         await backend.close()
 
 

@@ -27,7 +27,7 @@ from anvyl.orchestrator.workspaces.base import (
     WorkspaceError,
 )
 from anvyl.orchestrator.workspaces.config import BackendContext, DockerWorkspaceConfig
-from anvyl.orchestrator.workspaces.docker_network import OwnContainer, own_container
+from anvyl.orchestrator.workspaces.docker_network import OwnContainer, dns_name, own_container
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient
 
@@ -156,6 +156,10 @@ class DockerBackend:
         if self.config.network:
             del options["ports"]
             options["network"] = self.config.network
+            alias = dns_name(self.container_name(workspace_id))
+            options["networking_config"] = {
+                self.config.network: self.client.api.create_endpoint_config(aliases=[alias])
+            }
         try:
             return self.client.containers.create(**options)
         except docker.errors.ImageNotFound as exc:
@@ -212,7 +216,7 @@ class DockerBackend:
 
     def _base_url(self, container: Container) -> str:
         if self.config.network:
-            return f"http://{container.name}:{WORKER_PORT}"
+            return f"http://{dns_name(str(container.name))}:{WORKER_PORT}"
         ports = container.attrs["NetworkSettings"]["Ports"].get(f"{WORKER_PORT}/tcp") or []
         if not ports:
             raise WorkspaceError(f"container {container.name} has no published worker port")
@@ -274,6 +278,10 @@ class DockerBackend:
             networks = container.attrs["NetworkSettings"].get("Networks") or {}
             if self.config.network not in networks:
                 return f"is not on the network {self.config.network!r}"
+            if dns_name(str(container.name)) not in (
+                networks[self.config.network].get("Aliases") or []
+            ):
+                return "has no DNS name on the network"
         elif f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):
             return "does not publish the worker port"
         return None

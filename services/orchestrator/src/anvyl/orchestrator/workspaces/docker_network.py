@@ -10,6 +10,7 @@ orchestrator's own mount that holds it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
@@ -21,6 +22,15 @@ import docker.errors
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+
+
+def dns_name(container_name: str) -> str:
+    """The worker's name on the network: its container name where that is a valid DNS label (at
+    most 63 characters), else a prefix of it and a hash (a long instance and workspace id)."""
+    if len(container_name) <= 63:
+        return container_name
+    digest = hashlib.sha256(container_name.encode()).hexdigest()[:16]
+    return f"{container_name[:46].rstrip('-.')}-{digest}"
 
 
 @dataclass(frozen=True)
