@@ -4,6 +4,7 @@ README's compose curl answered by a task that succeeded in a worker on the compo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import docker
 import httpx
 import pytest
 
+from tests.conftest import make_git_repo
 from tests.deploy.compose_stack import PROJECT_LABEL, ROOT, ComposeStack, missing_images
 
 
@@ -26,6 +28,30 @@ def readme_compose_commands() -> list[str]:
     blocks = re.findall(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     joined = re.sub(r"\\\n\s*", " ", "\n".join(blocks))
     return [line.strip() for line in joined.splitlines() if line.strip().startswith("curl")]
+
+
+@contextlib.contextmanager
+def git_server(client: docker.DockerClient, stack: ComposeStack, root: Path) -> Iterator[str]:
+    """A git repository over dumb HTTP on the workers' network (this machine has no internet):
+    the URL a worker clones, as it would clone from a forge."""
+    bare = root / "srv" / "sample.git"
+    make_git_repo(root / "sample", {"README.md": "# sample\n", "src/app.py": "print('hi')\n"})
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(root / "sample"), str(bare)], check=True, timeout=60
+    )
+    subprocess.run(["git", "update-server-info"], cwd=bare, check=True, timeout=60)
+    bare.chmod(0o755)
+    server = client.containers.run(
+        "anvyl/base:bookworm", ["python3", "-m", "http.server", "8000", "--directory", "/srv"],
+        detach=True, name=f"{stack.project}-git", user="1000:1000",
+        volumes={str(root / "srv"): {"bind": "/srv", "mode": "ro"}},
+        network=stack.worker_network,
+        networking_config={stack.worker_network: client.api.create_endpoint_config(aliases=["git-server"])},
+    )  # fmt: skip
+    try:
+        yield "http://git-server:8000/sample.git"
+    finally:
+        server.remove(force=True)
 
 
 @pytest.fixture
@@ -67,8 +93,18 @@ def test_the_compose_stack_runs_a_task_in_a_worker_on_its_network_and_down_leave
     assert task["status"] == "succeeded", f"{task}\n{stack.logs()}"
     assert "# A" in task["result"]  # the file was read by the worker
 
+    # A repository the worker clones (seed 003's request), then `GET /containers` shows its worker.
+    with git_server(docker_client, stack, stack.directory) as repo_url:
+        done = httpx.post(f"{stack.url}/orchestrate", headers=key, timeout=180,
+                          json={"query": "List files in current directory", "repo_url": repo_url})  # fmt: skip
+        cloned = done.json()
+        assert cloned["status"] == "succeeded", f"{cloned}\n{stack.logs()}"
+        assert "README.md" in cloned["result"] and "src" in cloned["result"]
+    containers = httpx.get(f"{stack.url}/containers", headers=key, timeout=10).json()
+    (shown,) = [c for c in containers if c["workspace"] == cloned["workspace_id"]]
+    assert shown["repository"] == repo_url and shown["state"] == "running"
+
     # The worker: on the workers network, nothing published on the host, one-off of the project.
-    (shown,) = [c for c in answers[-1] if c["workspace"] == task["workspace_id"]]
     worker = docker_client.containers.get(shown["name"])
     assert set(worker.attrs["NetworkSettings"]["Networks"]) == {stack.worker_network}
     assert not worker.attrs["HostConfig"]["PortBindings"]
@@ -88,7 +124,6 @@ def test_the_compose_stack_runs_a_task_in_a_worker_on_its_network_and_down_leave
         filters={"label": [f"{PROJECT_LABEL}={stack.project}", "com.docker.compose.service=orchestrator",
                            "com.docker.compose.oneoff=False"]})  # fmt: skip
     assert orchestrator.attrs["Config"]["User"] == "1000:1000"
-    assert httpx.get(f"{stack.url}/containers", headers=key, timeout=10).status_code == 200
 
     done = stack.down()
     assert done.returncode == 0, done.stdout + done.stderr
