@@ -118,8 +118,10 @@ gcloud_value() {  # the output of a read-only gcloud call (empty in a dry run)
   gcloud "$@" 2>/dev/null || true
 }
 
-random_secret() { openssl rand -hex 32; }
-fernet_key() { openssl rand -base64 32 | tr '+/' '-_'; }
+# Secret values without a trailing newline: Secret Manager keeps every byte, and a token's header
+# must not end in one.
+random_secret() { printf '%s' "$(openssl rand -hex 32)"; }
+fernet_key() { printf '%s' "$(openssl rand -base64 32 | tr '+/' '-_')"; }
 
 ensure_secret() {  # NAME VALUE-PRODUCER...: create the secret with a first version from stdin
   local name=$1

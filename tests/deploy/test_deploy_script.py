@@ -111,6 +111,10 @@ def test_a_deploy_runs_in_order_keeps_secrets_out_of_arguments_and_its_smoke_tes
     assert LLM_KEY not in everything and cloud.api_key not in everything
     state = cloud.state()
     assert state["secrets"]["anvyl-llm-api-key"] == LLM_KEY
+    db_password = state["secrets"]["anvyl-db-password"]
+    assert all(not value.endswith("\n") for value in state["secrets"].values())
+    assert state["resources"]["sql-user"]["anvyl-db/anvyl"] == db_password  # the generated one
+    assert db_password not in done.stdout + done.stderr
     assert state["secrets"]["anvyl-database-url"].endswith(
         "@/anvyl?host=/cloudsql/anvyl-test-project:us-central1:anvyl-db"
     )
