@@ -9,7 +9,8 @@
 #   BASE_IMAGE=anvyl/base:bookworm scripts/build-images.sh ...
 #
 # The wheels are downloaded on the host for the base image's Python version (so a proxy, a private
-# index or a custom CA configured for pip here just works), then installed with --no-index.
+# index or a custom CA configured for pip here just works), then installed with --no-index. The base
+# image needs glibc 2.35 or later (Debian bookworm: 2.36) where a wheel is only built for it (mlx-cpu).
 # Tags: ANVYL_AGENT_IMAGE, ANVYL_ORCHESTRATOR_IMAGE, ANVYL_MCP_HUB_IMAGE (default anvyl/NAME:dev).
 # WHEELS_ONLY=1 stops after the wheels (a remote build, Cloud Build, takes them from there), and
 # PYTHON_VERSION=3.12 says the base image's Python without asking a local Docker.
@@ -58,7 +59,8 @@ if [ ${#packages[@]} -gt 0 ]; then
   done
   python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
     --python-version "$pyver" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_35_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 \
     -r build/requirements.txt -d "$wheelhouse" 2> >(grep -v "is ignored: it is neither" >&2)
 fi
 [ "${WHEELS_ONLY:-0}" != 1 ] || exit 0
