@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 
 def free_port() -> int:
@@ -139,9 +138,9 @@ async def fresh_postgres_database(admin_url: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
+async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """Serve an (already started) ASGI app with uvicorn on a free loopback port in this event loop."""
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))  # fmt: skip
     task = asyncio.create_task(server.serve())

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -130,7 +131,74 @@ def test_each_curl_of_the_readme_answers_and_its_tasks_succeed(tmp_path: Path) -
             done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,
                                   timeout=180)  # fmt: skip
             assert done.returncode == 0, f"{command}\n{done.stderr}"
-            answer = json.loads(done.stdout)
+            answer = _last_answer(done.stdout)
             assert "detail" not in answer, f"{command}\n{answer}"  # an error's body
             if "task_id" in answer:
                 assert answer["status"] == "succeeded", f"{command}\n{answer}"
+            if "jsonrpc" in answer:  # A2A: no JSON-RPC error, and a task that completed
+                assert "error" not in answer, f"{command}\n{answer}"
+                result = answer["result"]
+                status = (result.get("task") or result.get("statusUpdate") or {}).get("status")
+                if status is not None:
+                    assert status["state"] == "TASK_STATE_COMPLETED", f"{command}\n{answer}"
+
+
+def _last_answer(stdout: str) -> dict[str, Any]:
+    """The JSON answer, or the last event of an event stream (`data: ...` lines)."""
+    events = [line[5:] for line in stdout.splitlines() if line.startswith("data:")]
+    found: dict[str, Any] = json.loads(events[-1] if events else stdout)
+    return found
+
+
+# docs/agents.md: its `curl` and `uv run anvyl` commands run in order against a server configured
+# with its first YAML block. A section holding this marker is not run: its commands come with a
+# part not merged yet (remove the marker from the doc once they exist).
+_NOT_RUN_YET = "<!-- examples not run yet"
+
+
+def doc_commands(path: Path) -> list[str]:
+    """Each `curl` and `uv run anvyl` command of the file's bash blocks, continuation lines joined,
+    but those of the sections marked as not run yet."""
+    commands = []
+    for section in re.split(r"^(?=## )", path.read_text(encoding="utf-8"), flags=re.MULTILINE):
+        if _NOT_RUN_YET in section:
+            continue
+        for block in _BASH_BLOCK.findall(section):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            commands += [line.strip() for line in joined.splitlines()
+                         if line.strip().startswith(("curl ", "uv run anvyl "))]  # fmt: skip
+    return commands
+
+
+def test_each_command_of_docs_agents_runs_and_its_tasks_succeed(tmp_path: Path) -> None:
+    from anvyl.orchestrator.cli.demo import create_sample_repo
+    from tests.helpers import ANVYL
+
+    doc = ROOT / "docs" / "agents.md"
+    commands = doc_commands(doc)
+    assert len(commands) >= 10 and not any("anvyl memory" in c for c in commands)
+    config = tmp_path / "anvyl.yaml"
+    config.write_text(_YAML_BLOCK.findall(doc.read_text(encoding="utf-8"))[0])
+    repo = create_sample_repo(tmp_path)
+    env = {"ANVYL_CONFIG": str(config), "ANVYL_DATA_DIR": str(tmp_path / "data"),
+           "ANVYL_WORKSPACE_BACKEND": "local", "ANVYL_INSTANCE": f"docs-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    with running_server(env, tmp_path / "server.log") as server:
+        client_env = os.environ | env | {"ANVYL_URL": server.url}
+        try:
+            for command in commands:
+                runnable = (command.replace("localhost:8080", server.url)
+                            .replace("/path/to/a/git/repo", str(repo))
+                            .replace("uv run anvyl ", f"{ANVYL} "))  # fmt: skip
+                done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,
+                                      timeout=180, env=client_env)  # fmt: skip
+                assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+                if command.startswith("curl"):
+                    answer = json.loads(done.stdout)
+                    assert "detail" not in answer, f"{command}\n{answer}"  # an error's body
+                    if "task_id" in answer:
+                        assert answer["status"] == "succeeded", f"{command}\n{answer}"
+                elif " orchestrate " in command or " act " in command:
+                    assert "succeeded" in done.stdout, f"{command}\n{done.stdout}"
+        finally:
+            subprocess.run([ANVYL, "agent", "remove", "infra-agent", "--force", "--purge"],
+                           capture_output=True, timeout=60, env=client_env)  # fmt: skip

@@ -36,10 +36,13 @@ async def test_container_lifecycle(hub: RunningHub, docker_client: docker.Docker
         assert not created.is_error, created.content
         container_id = created.structured_content["id"]
         assert created.structured_content["name"] == name
-        assert created.structured_content["status"] == "created"
+        # Created and started in one call.
+        assert created.structured_content["status"] == "running"
+        assert created.structured_content["running"] is True
         assert created.structured_content["labels"][CREATED_BY_LABEL] == "true"
         assert docker_client.containers.get(container_id).labels[TEST_LABEL_KEY] == TEST_LABEL_VALUE
 
+        # Starting a running container changes nothing.
         started = await session.call_tool("start_container", {"container_id": name})
         assert not started.is_error, started.content
         assert started.structured_content["status"] == "running"
@@ -87,7 +90,11 @@ async def test_docker_errors_are_tool_errors(
         missing = await session.call_tool("get_container_info", {"container_id": "no-such-thing"})
         bad_image = await session.call_tool(
             "create_container",
-            {"image": "anvyl/does-not-exist:never", "labels": {TEST_LABEL_KEY: TEST_LABEL_VALUE}},
+            {
+                "image": "anvyl/does-not-exist:never",
+                "labels": {TEST_LABEL_KEY: TEST_LABEL_VALUE},
+                "pull_timeout_s": 10,
+            },
         )
         invalid = await session.call_tool("stop_container", {"container_id": ""})
         # The server keeps serving after errors.

@@ -1,8 +1,9 @@
 """The `docker` server: containers on the Docker daemon the hub runs next to."""
 
+import contextlib
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import docker
@@ -21,6 +22,9 @@ CREATED_BY_LABEL = "anvyl.mcp_hub.created"
 _OUTPUT_LIMIT_BYTES = 256_000
 # Slack on top of the daemon-side work, so the socket timeout fires first with its own message.
 _TIMEOUT_SLACK_S = 5.0
+_DEFAULT_PULL_TIMEOUT_S = 300.0
+_MAX_PULL_TIMEOUT_S = 1800.0
+RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
 
 
 class DockerSettings(BaseHubSettings):
@@ -65,6 +69,44 @@ class ContainerDetails(ContainerSummary):
     ports: list[PortBinding]
     networks: dict[str, str] = Field(description="network name -> IP address")
     mounts: list[str]
+
+
+class PublishedPort(BaseModel):
+    container_port: Annotated[int, Field(ge=1, le=65535, description="Port inside the container")]
+    host_port: Annotated[
+        int | None,
+        Field(ge=1, le=65535, description="Port on the host; a free one is chosen if unset"),
+    ] = None
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Host address to bind; 127.0.0.1 (this host only) unless told otherwise, "
+            "`0.0.0.0` for every interface",
+        ),
+    ] = "127.0.0.1"
+
+
+def _port_bindings(ports: list[PublishedPort]) -> dict[str, list[tuple[str, int | None]]]:
+    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    for port in ports:
+        bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(
+            (port.host_ip, port.host_port)
+        )
+    return bindings
+
+
+def _split_reference(image: str) -> tuple[str, str | None]:
+    """`repo[:tag][@digest]` as the SDK's pull wants it (a port in the registry is no tag)."""
+    if "@" in image:
+        repository, digest = image.split("@", 1)
+        return repository, digest
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = image.rsplit(":", 1)
+        return repository, tag
+    return image, "latest"
 
 
 class ContainerState(BaseModel):
@@ -221,19 +263,44 @@ class DockerTools:
 
     async def create_container(
         self,
-        image: Annotated[str, Field(min_length=1, description="Image present on the daemon")],
+        image: Annotated[
+            str,
+            Field(
+                min_length=1,
+                description="Image reference, e.g. `nginx`, `nginx:1.27` or `ghcr.io/o/app:tag`; "
+                "pulled from its registry when the daemon does not have it",
+            ),
+        ],
         name: Annotated[str | None, Field(description="Container name")] = None,
+        ports: Annotated[
+            list[PublishedPort] | None,
+            Field(
+                description='Ports to publish, e.g. `[{"container_port": 80, "host_port": '
+                "8080}]` makes the container's port 80 reachable on the host's port 8080"
+            ),
+        ] = None,
         command: Annotated[
-            list[str] | None, Field(description="argv; image default if unset")
+            list[str] | None, Field(description="argv; the image's default command if unset")
         ] = None,
         environment: Annotated[dict[str, str] | None, Field(description="Environment")] = None,
         labels: Annotated[dict[str, str] | None, Field(description="Labels to set")] = None,
+        restart_policy: Annotated[
+            RestartPolicy,
+            Field(description="Restart the container when it exits (or when the daemon restarts)"),
+        ] = "no",
         working_dir: Annotated[str | None, Field(description="Working directory")] = None,
-    ) -> ContainerSummary:
-        """Create (not start) a container from a local image. Images are never pulled."""
+        pull_timeout_s: Annotated[
+            float, Field(gt=0, le=_MAX_PULL_TIMEOUT_S, description="Seconds to wait for a pull")
+        ] = _DEFAULT_PULL_TIMEOUT_S,
+    ) -> ContainerDetails:
+        """Create and start a container from an image (pulled when missing), with published
+        ports (bound to 127.0.0.1 unless `host_ip` says otherwise), environment, command,
+        restart policy and labels. Answers the started container's details, its ports included."""
         all_labels = {**(labels or {}), CREATED_BY_LABEL: "true"}
+        await self._ensure_image(image, pull_timeout_s)
+        port_bindings = _port_bindings(ports or [])
 
-        def create() -> Container:
+        def create_and_start() -> Container:
             container: Container = self._docker().containers.create(
                 image,
                 command=command,
@@ -241,12 +308,52 @@ class DockerTools:
                 environment=environment,
                 labels=all_labels,
                 working_dir=working_dir,
+                ports=port_bindings or None,
+                restart_policy={"Name": restart_policy} if restart_policy != "no" else None,
                 detach=True,
             )
+            try:
+                container.start()
+            except docker.errors.APIError:
+                # A container that cannot start (port taken, bad command) is not left behind.
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+                raise
             container.reload()
             return container
 
-        return _summary(await self._run(create))
+        return _details(await self._run(create_and_start))
+
+    async def _ensure_image(self, image: str, timeout_s: float) -> None:
+        """Pull the image unless the daemon has it; a registry that does not answer in time, or
+        refuses, is a tool error that says so."""
+
+        def present() -> bool:
+            try:
+                self._docker().images.get(image)
+            except docker.errors.ImageNotFound:
+                return False
+            return True
+
+        if await self._run(present):
+            return
+        repository, tag = _split_reference(image)
+
+        def pull() -> None:
+            self._docker().images.pull(repository, tag=tag)
+
+        try:
+            await run_blocking(pull, timeout_s, "pull timed out")
+        except ToolError as exc:  # run_blocking's timeout
+            raise ToolError(
+                f"image {image} is not on the daemon and no registry answered within "
+                f"{timeout_s:g}s (pull_timeout_s); build or load it there, or reach a registry"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            detail = getattr(exc, "explanation", None) or exc
+            raise ToolError(
+                f"image {image} is not on the daemon and could not be pulled: {detail}"
+            ) from exc
 
     async def start_container(self, container_id: ContainerId) -> ContainerState:
         """Start a container; starting a running one changes nothing."""
@@ -355,7 +462,16 @@ class DockerTools:
             ToolSpec(self.list_containers, "List containers", True, False, True),
             ToolSpec(self.get_container_info, "Container info", True, False, True),
             ToolSpec(self.container_logs, "Container logs", True, False, True),
-            ToolSpec(self.create_container, "Create container", False, False, False),
+            # Runs any image on this host, pulled from any registry, on published ports: a person
+            # approves it first.
+            ToolSpec(
+                self.create_container,
+                "Create and start container",
+                False,
+                True,
+                False,
+                open_world=True,
+            ),
             ToolSpec(self.start_container, "Start container", False, False, True),
             # Stopping ends the processes inside: destructive, but repeating it changes nothing.
             ToolSpec(self.stop_container, "Stop container", False, True, True),

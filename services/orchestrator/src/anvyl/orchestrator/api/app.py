@@ -23,10 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anvyl.orchestrator.a2a import routes as a2a_routes
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
 from anvyl.orchestrator.api import containers as container_routes
 from anvyl.orchestrator.api import tasks
+from anvyl.orchestrator.api import user_settings as settings_routes
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
 from anvyl.orchestrator.api.schemas import Problem
@@ -44,6 +46,7 @@ from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.states import QUEUED
 from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups
+from anvyl.orchestrator.user_settings.service import UserSettingsService
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 
 log = get_logger(__name__)
@@ -162,8 +165,11 @@ def create_app(settings: Settings) -> FastAPI:
             await agents.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
+        user_settings = UserSettingsService(
+            db, lambda: [e.name for e in router.endpoints] if router else [], agents.names
+        )
         app.state.services = Services(
-            settings, db, store, bus, metrics, workspaces, executor, queue, agents
+            settings, db, store, bus, metrics, workspaces, executor, queue, agents, user_settings
         )
         if not app.state.api_keys.enabled:
             log.warning(
@@ -269,6 +275,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
+    app.include_router(settings_routes.router, responses=errors)
+    app.include_router(a2a_routes.router)
     app.include_router(container_routes.router, responses=errors)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import HTTPException, Request, status
@@ -36,3 +37,13 @@ async def require_api_key(request: Request) -> None:
             "missing or wrong API key: send 'Authorization: Bearer <key>' with a key from ANVYL_API_KEYS",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def key_fingerprint(request: Request) -> str:
+    """Who made a change, for the record: `sha256:` and the first 12 hex digits of the request's
+    key's hash (never the key), or `auth-off` when the server has no keys."""
+    keys: ApiKeys = request.app.state.api_keys
+    if not keys.enabled:
+        return "auth-off"
+    _, _, given = (request.headers.get("authorization") or "").partition(" ")
+    return "sha256:" + hashlib.sha256(given.encode()).hexdigest()[:12]

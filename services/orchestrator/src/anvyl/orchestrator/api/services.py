@@ -14,6 +14,7 @@ from anvyl.orchestrator.tasks.bus import EventBus
 from anvyl.orchestrator.tasks.execution import TaskExecutor
 from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.store import TaskStore
+from anvyl.orchestrator.user_settings.service import UserSettingsService
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager
 
 
@@ -28,6 +29,7 @@ class Services:
     executor: TaskExecutor
     queue: TaskQueue
     agents: AgentService
+    user_settings: UserSettingsService
 
 
 async def services(request: Request) -> Services:

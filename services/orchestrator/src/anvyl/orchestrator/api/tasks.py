@@ -169,6 +169,14 @@ async def submit(
     an unknown agent is the path's 404)."""
     if len(body.query) > svc.settings.max_query_chars:
         raise HTTPException(422, f"query: longer than {svc.settings.max_query_chars} characters")
+    # The user's settings: a task naming no agent and no model gets the default agent or model.
+    original = body
+    defaults = await svc.user_settings.for_task(
+        agent=body.agent, model=body.model, has_repo=bool(body.repo_url or body.workspace_id)
+    )
+    if defaults.agent is not None or defaults.model is not None:
+        body = body.model_copy(update={"agent": defaults.agent} if defaults.agent
+                               else {"model": defaults.model})  # fmt: skip
     timeout_s = body.timeout_s
     repo: RepoRef | None
     workspace_id: str | None
@@ -183,14 +191,14 @@ async def submit(
     if timeout_s is not None and timeout_s > svc.settings.max_task_timeout_s:
         raise HTTPException(422, f"timeout_s: at most {svc.settings.max_task_timeout_s:g} seconds")
     _check_files(body, repo)
-    request_body = body.model_dump(mode="json")
+    request_body = body.model_dump(mode="json") | {"settings": defaults.as_request()}
     if repo is not None:
         request_body["repo_url"] = repo.display_url
     try:
         created = await svc.store.create(
             query=body.query, repo_url=repo.url if repo else None, workspace_id=workspace_id, request=request_body,
             timeout_s=timeout_s, idempotency_key=idempotency_key,
-            request_hash=body.fingerprint() if idempotency_key else None,
+            request_hash=original.fingerprint() if idempotency_key else None,
         )  # fmt: skip
     except IdempotencyConflict:
         raise HTTPException(

@@ -81,9 +81,12 @@ def print_task(task: dict[str, Any], as_json: bool = False) -> None:
     meta = task.get("metadata") or {}
     if meta:
         calls = escape(", ".join(c["name"] for c in meta.get("tool_calls", [])))
+        chosen = meta.get("settings") or {}
+        preference = f" preference={chosen['preference']}" if chosen.get("preference") else ""
         console.print(
             f"[dim]backend={meta.get('backend')} model={meta.get('model')} "
-            f"latency={meta.get('latency_s')}s tools=\\[{calls}] workspace={task.get('workspace_id')}[/]"
+            f"latency={meta.get('latency_s')}s tools=\\[{calls}] workspace={task.get('workspace_id')}"
+            f"{preference}[/]"
         )
 
 

@@ -9,6 +9,7 @@ from anvyl.orchestrator.cli.models import models_app
 from anvyl.orchestrator.cli.serve import demo, serve
 from anvyl.orchestrator.cli.settings import config_app, db_app
 from anvyl.orchestrator.cli.tasks import orchestrate, tasks_app
+from anvyl.orchestrator.cli.user_settings import settings_app
 from anvyl.orchestrator.cli.workspaces import workspaces_app
 from anvyl.orchestrator.environment import UnusableEnvironment, load_environment
 
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(models_app, name="models", help="Model endpoints: list them, test one.")
 app.add_typer(agents_app, name="agent")
+app.add_typer(settings_app, name="settings")
 
 
 def main() -> None:

@@ -71,9 +71,9 @@ def list_models(
         where = endpoint.base_url or f"runner {endpoint.runner}"
         key = " key=set" if endpoint.api_key else ""
         status = reachability.get(endpoint.name, "not probed")
-        typer.echo(
-            f"  {endpoint.name:<12} {endpoint.provider:<9} {endpoint.model}  {where}{key}  {status}"
-        )
+        locality = "local" if endpoint.is_local else "online"  # for the user's preference
+        typer.echo(f"  {endpoint.name:<12} {endpoint.provider:<9} {endpoint.model}  {where}{key}  "
+                   f"{locality}  {status}")  # fmt: skip
     chain = " -> ".join(e.name for e in model_config.chain())
     typer.echo(f"routing: {chain}")
 

@@ -36,6 +36,10 @@ def orchestrate(
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="task time limit, seconds")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="model endpoint tried first (default: your default model)"),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the task as JSON")] = False,
@@ -51,6 +55,8 @@ def orchestrate(
         body["repo_url"] = repo
     if timeout is not None:
         body["timeout_s"] = timeout
+    if model is not None:
+        body["model"] = model
     if background or follow:
         accepted = request("POST", server, "/orchestrate", json_body=body, api_key=api_key)
         if not follow:

@@ -1,4 +1,4 @@
-"""The tables: tasks, their events, workspaces, and agents."""
+"""The tables: tasks, their events, workspaces, agents, and the user settings with their changes."""
 
 from __future__ import annotations
 
@@ -127,3 +127,33 @@ class Agent(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSettingsRow(Base):
+    """A user's defaults (user_settings/store.py owns it); one row per user, "default" today."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    default_model: Mapped[str | None] = mapped_column(String(200))
+    default_agent: Mapped[str | None] = mapped_column(String(63))
+    preference: Mapped[str] = mapped_column(String(8))  # local, online or auto
+    rag_archives: Mapped[list[str]] = mapped_column(JSON, default=list)
+    memory_enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSettingsChange(Base):
+    """One changed field of a user's settings: when, from what to what, through which API key (a
+    fingerprint of it, never the key)."""
+
+    __tablename__ = "user_settings_changes"
+    __table_args__ = (Index("ix_user_settings_changes_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    api_key: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -59,6 +59,9 @@ class ModelEndpoint(BaseModel):
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
     harmony: bool = True  # normalize gpt-oss harmony markers found in content
+    # For the user's local/online preference; by default local for a self-hosted vendor or a
+    # base_url that is not a cloud vendor's API (a proxy in front of a cloud API says `online`).
+    locality: Literal["local", "online"] | None = None
     temperature: float | None = Field(default=None, ge=0)  # overrides ANVYL_AGENT_TEMPERATURE
     max_output_tokens: int | None = Field(default=None, ge=1)  # overrides ANVYL_AGENT_TEMPERATURE
 
@@ -86,6 +89,12 @@ class ModelEndpoint(BaseModel):
     def is_cloud(self) -> bool:
         """Whether ``base_url`` is a cloud vendor's API (not a local server speaking its API)."""
         return cloud_vendor_at(self.base_url) is not None
+
+    @property
+    def is_local(self) -> bool:
+        if self.locality is not None:
+            return self.locality == "local"
+        return self.vendor.local or not self.is_cloud
 
     @property
     def api_shape(self) -> ApiShape:

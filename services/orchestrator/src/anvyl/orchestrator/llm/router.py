@@ -95,6 +95,19 @@ class ModelRouter:
         preferred.endpoints = sorted(self.endpoints, key=lambda endpoint: endpoint.name != name)
         return preferred
 
+    def ordered(self, preference: str) -> ModelRouter:
+        """This router with its local endpoints first (`local`) or its online ones first
+        (`online`), each group in its configured order; `auto` keeps the configured order. A shallow
+        copy, as `preferring` makes."""
+        if preference not in ("local", "online"):
+            return self
+        endpoints = sorted(self.endpoints, key=lambda e: e.is_local != (preference == "local"))
+        if endpoints == self.endpoints:
+            return self
+        ordered = copy.copy(self)
+        ordered.endpoints = endpoints
+        return ordered
+
     async def aclose(self) -> None:
         models, self._models = self._models, {}
         for model in models.values():

@@ -224,6 +224,9 @@ class TaskExecutor:
                                  "reused": workspace.reused, "head": workspace.sync.head}  # fmt: skip
         if agent is not None:
             base["agent"] = agent.name
+        # The user's settings as they were at enqueue (api/tasks.py): the preference and the
+        # default agent or model the task got; `order` is the model chain it ran on.
+        base["settings"] = dict((task.request or {}).get("settings") or {"preference": "auto"})
         models_note = None
         if self.router is not None or agent is not None:
             try:
@@ -282,7 +285,10 @@ class TaskExecutor:
             policy = agent.policy
         router = agent.router if agent is not None else self.router
         assert router is not None
+        if agent is None:  # an agent's own chain keeps its order (its provider, then its backups)
+            router = router.ordered(base["settings"].get("preference", "auto"))
         router = router.preferring(request.get("model"))
+        base["settings"]["order"] = [endpoint.name for endpoint in router.endpoints]
         result = await AgentLoop(router, limits, on_delta=events.token).run(
             system_prompt=prompt, query=query, toolset=toolset, emit=events.emit,
             approvals=TaskApprovals(self.store, self.bus, task.id, ctx.owner, events.flush), policy=policy,
