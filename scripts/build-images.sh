@@ -22,7 +22,8 @@ ORCHESTRATOR_IMAGE=${ANVYL_ORCHESTRATOR_IMAGE:-anvyl/orchestrator:dev}
 MCP_HUB_IMAGE=${ANVYL_MCP_HUB_IMAGE:-anvyl/mcp-hub:dev}
 # The name docker-compose.yml expects for PostgreSQL (the official image's where a registry answers).
 POSTGRES_IMAGE=${ANVYL_POSTGRES_IMAGE:-postgres:15-bookworm}
-wheelhouse=build/wheelhouse
+wheelhouse=build/wheelhouse  # third-party wheels and requirements-PACKAGE.txt
+anvyl_wheels=build/wheelhouse-anvyl  # the workspace's own wheels
 
 images=("$@")
 [ ${#images[@]} -gt 0 ] || images=(agent)
@@ -38,12 +39,14 @@ for image in "${images[@]}"; do
 done
 
 if [ ${#packages[@]} -gt 0 ]; then
-  rm -rf "$wheelhouse" && mkdir -p "$wheelhouse"
+  # Two directories, two image layers: the third-party wheels (the same files until uv.lock changes,
+  # so Docker reuses the layer that installs them) and Anvyl's own wheels (new at every change).
+  rm -rf "$wheelhouse" "$anvyl_wheels" && mkdir -p "$wheelhouse" "$anvyl_wheels"
   pyver=${PYTHON_VERSION:-$(docker run --rm --entrypoint python3 "$BASE_IMAGE" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')}
   echo "==> wheels of ${packages[*]} for Python $pyver (base image $BASE_IMAGE)"
-  # The locked versions of each package's dependencies (one lockfile: they agree); the orchestrator
-  # with its cloud extra (the cloudrun backend), gpt-oss with mlx (the cpu flavour).
-  : >build/requirements.txt
+  # The locked versions of each package's dependencies (one lockfile: they agree), one file per
+  # package for its image; the orchestrator with its cloud extra (the cloudrun backend), gpt-oss
+  # with mlx (the cpu flavour).
   for package in "${packages[@]}"; do
     extra=()
     case $package in
@@ -51,11 +54,11 @@ if [ ${#packages[@]} -gt 0 ]; then
       anvyl-gpt-oss) extra=(--extra mlx) ;;
     esac
     uv export --quiet --package "$package" "${extra[@]}" --no-dev --no-hashes --no-emit-workspace \
-      --frozen --no-header --no-annotate >>build/requirements.txt
+      --frozen --no-header --no-annotate -o "$wheelhouse/requirements-$package.txt"
   done
-  sort -u -o build/requirements.txt build/requirements.txt
+  sort -u "$wheelhouse"/requirements-*.txt >build/requirements.txt
   for package in anvyl-agent anvyl-gpt-oss "${packages[@]}"; do
-    uv build --quiet --package "$package" --wheel -o "$wheelhouse"
+    uv build --quiet --package "$package" --wheel -o "$anvyl_wheels"
   done
   python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
     --python-version "$pyver" --implementation cp \
