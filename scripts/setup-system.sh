@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the tests need on a Debian machine (run as root): Docker engine, PostgreSQL,
-# bubblewrap, debootstrap, Node.js (for the MCP Inspector CLI), uv. Idempotent; starts only what is down.
+# bubblewrap, debootstrap, Node.js (for the MCP Inspector CLI), docker-compose (the compose stack's
+# test), shellcheck (the scripts' lint), uv. Idempotent; starts only what is down.
 # Writes the names of the daemons it started to $ANVYL_STARTED (if set) so the caller can stop them.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -12,6 +13,8 @@ command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v git >/dev/null || missing+=(git)
 command -v npx >/dev/null || missing+=(nodejs npm)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> apt-get install ${missing[*]}"
@@ -34,6 +37,7 @@ if [ -z "$cluster" ]; then
 fi
 if ! pg_lsclusters -h | awk '{print $4}' | grep -q online; then
   echo "==> starting PostgreSQL $cluster"
+  # shellcheck disable=SC2086 # "VERSION NAME": two arguments
   pg_ctlcluster $cluster start
   echo "postgresql $cluster" >>"$started"
 fi

@@ -22,6 +22,9 @@ POSTGRES_URL = os.environ.get(
     "ANVYL_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
 AGENT_IMAGE = os.environ.get("ANVYL_AGENT_IMAGE", "anvyl/agent:dev")
+# The `anvyl` processes the tests start must not read a developer's ./.env (the compose stack's
+# secrets would turn auth on): tests that mean to read one name it.
+os.environ.setdefault("ANVYL_ENV_FILE", os.devnull)
 
 
 def make_git_repo(root: Path, files: dict[str, str] | None = None) -> Path:

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     hosts_check_interval_s: float = Field(
         default=60.0, gt=0, description="how often every known host is checked (online, latency)"
     )
+    # The cloud provider whose key LLM_API_KEY is (environment.py copies it to that provider's own
+    # variable, OPENAI_API_KEY say, at start-up).
+    llm_provider: Literal["openai", "anthropic", "xai", "groq"] = "openai"
 
     # Logs.
     log_level: str = "info"

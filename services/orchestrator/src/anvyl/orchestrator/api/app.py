@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from anvyl.orchestrator.a2a import routes as a2a_routes
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
+from anvyl.orchestrator.api import containers as container_routes
 from anvyl.orchestrator.api import hosts as host_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import user_settings as settings_routes
@@ -298,6 +299,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(settings_routes.router, responses=errors)
     app.include_router(a2a_routes.router)
     app.include_router(host_routes.router, responses=errors)
+    app.include_router(container_routes.router, responses=errors)
     return app
 
 

@@ -13,6 +13,7 @@ from anvyl.orchestrator.cli.settings import config_app, db_app
 from anvyl.orchestrator.cli.tasks import orchestrate, tasks_app
 from anvyl.orchestrator.cli.user_settings import settings_app
 from anvyl.orchestrator.cli.workspaces import workspaces_app
+from anvyl.orchestrator.environment import UnusableEnvironment, load_environment
 
 app = typer.Typer(help="Anvyl: a self-hosted orchestrator for AI agents that work on code repositories.",
                   no_args_is_help=True, add_completion=False)  # fmt: skip
@@ -31,4 +32,8 @@ app.add_typer(cluster_app, name="cluster")
 
 
 def main() -> None:
+    try:
+        load_environment()  # .env and the deployment guide's names (PROJECT_ID, ...)
+    except UnusableEnvironment as exc:
+        raise SystemExit(f"anvyl: {exc}") from None
     app()

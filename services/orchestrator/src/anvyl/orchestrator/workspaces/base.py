@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from anvyl.orchestrator.workspaces.repos import RepoRef
@@ -30,6 +31,11 @@ class OwnedWorker:
     handle: str
     running: bool
     unusable: str | None = None  # why it cannot be used as is (e.g. an old image), or None
+    # What `GET /containers` shows; a backend fills what it knows.
+    name: str | None = None  # container, service or process name
+    state: str | None = None  # the backend's own word (docker: created, running, exited, ...)
+    agent: str | None = None  # the named agent whose worker it is
+    created: datetime | None = None
 
 
 class WorkspaceBackend(Protocol):

@@ -61,6 +61,12 @@ class _DockerFields(_ContainerFields):
         default=None, description="Docker daemon URL; default: env", json_schema_extra=_env("docker_url")
     )  # fmt: skip
     pids: int = Field(default=512, gt=0, json_schema_extra=_env("workspace_pids"))
+    network: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="for an orchestrator in a container (compose): workers join this Docker "
+        "network and are reached by container name; default: a port on 127.0.0.1",
+        json_schema_extra=_env("docker_network"),
+    )  # fmt: skip
 
 
 class _LocalFields(_Section):

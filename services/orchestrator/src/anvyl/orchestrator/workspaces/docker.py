@@ -1,15 +1,19 @@
 """The docker backend: one labelled, limited, non-root container per workspace, with its own volume.
 
 The container gets no Docker socket, no host network, no model keys: only its own worker token.
-Its port is published on 127.0.0.1 alone.
+Its port is published on 127.0.0.1 alone; with a `network` (an orchestrator in compose) it joins that
+network instead, publishes nothing, and is reached by its container name (docker_network.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -23,6 +27,7 @@ from anvyl.orchestrator.workspaces.base import (
     WorkspaceError,
 )
 from anvyl.orchestrator.workspaces.config import BackendContext, DockerWorkspaceConfig
+from anvyl.orchestrator.workspaces.docker_network import OwnContainer, dns_name, own_container
 from anvyl.orchestrator.workspaces.repos import RepoRef
 from anvyl.worker.client import WorkerClient
 
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 LABEL_MANAGED = "anvyl.managed"
 LABEL_WORKSPACE = "anvyl.workspace"
 LABEL_INSTANCE = "anvyl.instance"
+LABEL_AGENT = "anvyl.agent"
 SOURCE_MOUNT = "/mnt/source"
 TOKEN_ENV = "ANVYL_WORKER_TOKEN"
 _DOCKER_TIMEOUT_S = 60
@@ -62,6 +68,9 @@ class DockerBackend:
         self.instance = context.instance
         self.client = docker_client(config)
         self._prefix = "anvyl-" if self.instance == "default" else f"anvyl-{self.instance}-"
+        # In compose, the workers belong to the orchestrator's project (so `down` removes them).
+        self._own = own_container(self.client) if config.network else OwnContainer()
+        self._compose = self._own.compose_labels()
 
     # Names and labels -------------------------------------------------------------------------
 
@@ -72,7 +81,7 @@ class DockerBackend:
         return f"{self._prefix}{workspace_id}-files"
 
     def labels(self, workspace_id: str) -> dict[str, str]:
-        return {
+        return self._compose | {
             LABEL_MANAGED: "true",
             LABEL_INSTANCE: self.instance,
             LABEL_WORKSPACE: workspace_id,
@@ -108,7 +117,7 @@ class DockerBackend:
                 container.start()
             except docker.errors.APIError as exc:
                 raise WorkspaceError(
-                    f"cannot start workspace container: {exc.explanation}"
+                    f"cannot start workspace container: {exc.explanation}{self._network_hint(exc)}"
                 ) from exc
             started = True
             container.reload()
@@ -122,7 +131,10 @@ class DockerBackend:
             self.volume_name(workspace_id): {"bind": "/workspace", "mode": "rw"}
         }
         if repo.local_path is not None:
-            volumes[str(repo.local_path)] = {"bind": SOURCE_MOUNT, "mode": "ro"}
+            volumes[str(self._source_on_host(repo.local_path))] = {
+                "bind": SOURCE_MOUNT,
+                "mode": "ro",
+            }
         options: dict[str, Any] = dict(
             image=self.config.image,
             name=self.container_name(workspace_id),
@@ -141,6 +153,13 @@ class DockerBackend:
             pids_limit=self.config.pids,
             detach=True,
         )
+        if self.config.network:
+            del options["ports"]
+            options["network"] = self.config.network
+            alias = dns_name(self.container_name(workspace_id))
+            options["networking_config"] = {
+                self.config.network: self.client.api.create_endpoint_config(aliases=[alias])
+            }
         try:
             return self.client.containers.create(**options)
         except docker.errors.ImageNotFound as exc:
@@ -151,7 +170,27 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # a concurrent caller (maybe another replica) is creating it
                 return self._wait_created(self.container_name(workspace_id))
-            raise WorkspaceError(f"cannot create workspace container: {exc.explanation}") from exc
+            raise WorkspaceError(
+                f"cannot create workspace container: {exc.explanation}{self._network_hint(exc)}"
+            ) from exc
+
+    def _network_hint(self, exc: docker.errors.APIError) -> str:
+        if self.config.network and "network" in str(exc.explanation):
+            return f" (the network ANVYL_DOCKER_NETWORK={self.config.network!r} must exist)"
+        return ""
+
+    def _source_on_host(self, path: Path) -> Path:
+        """A repository on this machine as the daemon sees it: the path itself, or in a container
+        (a network is set) the path under the source of the mount that holds it."""
+        if not self.config.network:
+            return path
+        found = self._own.host_path(path)
+        if found is None:
+            raise WorkspaceError(
+                f"repo_url {str(path)!r} is a path inside the orchestrator's container that no "
+                "volume holds: give a git URL the worker can clone, or send the files"
+            )
+        return found
 
     def _wait_created(self, name: str) -> Container:
         # The daemon reserves the name before the container can be inspected: retry briefly.
@@ -166,17 +205,22 @@ class DockerBackend:
                 time.sleep(0.05)
 
     def _endpoint(self, container: Container, started: bool) -> WorkerEndpoint:
-        ports = container.attrs["NetworkSettings"]["Ports"].get(f"{WORKER_PORT}/tcp") or []
-        if not ports:
-            raise WorkspaceError(f"container {container.name} has no published worker port")
         env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"] or [])
         return WorkerEndpoint(
             workspace_id=container.labels[LABEL_WORKSPACE],
-            base_url=f"http://127.0.0.1:{ports[0]['HostPort']}",
+            base_url=self._base_url(container),
             token=env[TOKEN_ENV],
             handle=container.id or "",
             started=started,
         )
+
+    def _base_url(self, container: Container) -> str:
+        if self.config.network:
+            return f"http://{dns_name(str(container.name))}:{WORKER_PORT}"
+        ports = container.attrs["NetworkSettings"]["Ports"].get(f"{WORKER_PORT}/tcp") or []
+        if not ports:
+            raise WorkspaceError(f"container {container.name} has no published worker port")
+        return f"http://127.0.0.1:{ports[0]['HostPort']}"
 
     async def logs(self, workspace_id: str, lines: int = 50) -> str:
         def read() -> str:
@@ -210,7 +254,14 @@ class DockerBackend:
             filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.instance}"]}
             return [
                 OwnedWorker(
-                    c.labels[LABEL_WORKSPACE], c.id or "", c.status == "running", self._unusable(c)
+                    c.labels[LABEL_WORKSPACE],
+                    c.id or "",
+                    c.status == "running",
+                    self._unusable(c),
+                    name=c.name,
+                    state=c.status,
+                    agent=c.labels.get(LABEL_AGENT),
+                    created=_created(c),
                 )
                 for c in self.client.containers.list(all=True, filters=filters)
             ]
@@ -223,9 +274,26 @@ class DockerBackend:
             return f"runs image {config.get('Image')!r}, not {self.config.image!r}"
         if not any(item.startswith(f"{TOKEN_ENV}=") for item in config.get("Env") or []):
             return "has no worker token"
-        if f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):
+        if self.config.network:
+            networks = container.attrs["NetworkSettings"].get("Networks") or {}
+            if self.config.network not in networks:
+                return f"is not on the network {self.config.network!r}"
+            if dns_name(str(container.name)) not in (
+                networks[self.config.network].get("Aliases") or []
+            ):
+                return "has no DNS name on the network"
+        elif f"{WORKER_PORT}/tcp" not in (container.attrs["HostConfig"].get("PortBindings") or {}):
             return "does not publish the worker port"
         return None
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+
+
+def _created(container: Container) -> datetime | None:
+    """The container's creation time (Docker gives RFC 3339 with nanoseconds)."""
+    text = str(container.attrs.get("Created") or "")
+    try:
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", text).replace("Z", "+00:00"))
+    except ValueError:
+        return None

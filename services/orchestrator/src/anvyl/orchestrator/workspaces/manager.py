@@ -25,7 +25,12 @@ from sqlalchemy import Row
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.db.tables import utcnow
 from anvyl.orchestrator.logging import get_logger
-from anvyl.orchestrator.workspaces.base import WorkerEndpoint, WorkspaceBackend, WorkspaceError
+from anvyl.orchestrator.workspaces.base import (
+    OwnedWorker,
+    WorkerEndpoint,
+    WorkspaceBackend,
+    WorkspaceError,
+)
 from anvyl.orchestrator.workspaces.config import BackendContext, WorkspaceSettings
 from anvyl.orchestrator.workspaces.registry import get_backend
 from anvyl.orchestrator.workspaces.repos import RepoRef
@@ -346,6 +351,12 @@ class WorkspaceManager:
             )
             for row, last_used, busy in await self._usage()
         ]
+
+    async def workers(self) -> list[tuple[OwnedWorker, str | None]]:
+        """The backend's workers of this instance, each with its workspace's repository (None for a
+        worker without a row, such as one the next sweep removes)."""
+        repos = {row.id: row.repo_url for row in await self.rows.all()}
+        return [(w, repos.get(w.workspace_id)) for w in await self.backend.list_owned()]
 
     async def stop(self, workspace_id: str) -> None:
         """Stop a workspace's worker now (its files kept); the next task starts it again."""
