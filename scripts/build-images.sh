@@ -31,7 +31,7 @@ packages=()
 for image in "${images[@]}"; do
   case $image in
     agent) packages+=(anvyl-agent) ;;
-    orchestrator | mcp-hub) packages+=(anvyl-orchestrator anvyl-mcp-hub) ;;
+    orchestrator | mcp-hub) packages+=(anvyl-orchestrator anvyl-mcp-hub anvyl-clusters) ;;
     gpt-oss-cpu) packages+=(anvyl-gpt-oss) ;;
     postgres) ;;
     *) echo "unknown image '$image': agent, orchestrator (with mcp-hub), gpt-oss-cpu or postgres" >&2; exit 2 ;;
