@@ -106,6 +106,23 @@ class Settings(BaseSettings):
         default=16_000, ge=500, description="tool output fed back, at most"
     )
 
+    # Memory and knowledge (memory/).
+    memory_backend: Literal["database", "cognee", "off"] = Field(
+        default="database", description="where memories and archive snippets are kept"
+    )
+    memory_recall: int = Field(
+        default=5, ge=0, le=50, description="memories recalled into a prompt"
+    )
+    memory_archives: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="archives to index (comma-separated): directories, .zip, "
+        ".tar.gz, git repositories (paths or URLs)",
+    )  # fmt: skip
+    embeddings_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL serving /v1/embeddings (gpt-oss)"
+    )
+    embeddings_model: str = "wordllama-l2-supercat"
+    embeddings_api_key: SecretStr | None = None
+
     # Logs.
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -124,6 +141,13 @@ class Settings(BaseSettings):
     def workspace_backend(self) -> str:
         """The backend chosen (`auto` until the workspaces start)."""
         return self.workspace.type
+
+    @field_validator("memory_archives", mode="before")
+    @classmethod
+    def _split_archives(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

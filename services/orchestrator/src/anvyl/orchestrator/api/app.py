@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
+from anvyl.orchestrator.api import memory as memory_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
@@ -35,6 +36,8 @@ from anvyl.orchestrator.db.migrations import is_current
 from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
+from anvyl.orchestrator.memory.factory import build_memory
+from anvyl.orchestrator.memory.indexer import ArchiveIndexer
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.bus import EventBus
@@ -139,7 +142,12 @@ def create_app(settings: Settings) -> FastAPI:
             McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
-        executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents)
+        memory = build_memory(settings, db)
+        indexer = ArchiveIndexer(db, memory, settings.data_dir) if memory is not None else None
+        app.state.memory, app.state.indexer = memory, indexer
+        executor = TaskExecutor(
+            settings, store, workspaces, bus, metrics, router, mcp, agents, memory
+        )
         queue = TaskQueue(settings, store, executor, metrics)
         wakeups = (
             CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
@@ -161,6 +169,8 @@ def create_app(settings: Settings) -> FastAPI:
             await agents.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
+        if indexer is not None and settings.memory_archives:
+            indexer.start(settings.memory_archives)
         app.state.services = Services(
             settings, db, store, bus, metrics, workspaces, executor, queue, agents
         )
@@ -182,6 +192,8 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             janitor.cancel()
+            if indexer is not None:
+                await indexer.close()
             await queue.stop()
             if wakeups is not None:
                 await wakeups.close()
@@ -190,6 +202,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await router.aclose()
             await agents.close()
             await workspaces.close()
+            if memory is not None:
+                await memory.close()
             await db.close()
 
     # FastAPI's own OpenTelemetry hooks look up the global providers on every request (a tenth of
@@ -268,6 +282,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, responses=errors)
     app.include_router(workspace_routes.router, responses=errors)
     app.include_router(agent_routes.router, responses=errors)
+    app.include_router(memory_routes.router, responses=errors)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from anvyl.orchestrator.cli.agents import agents_app
+from anvyl.orchestrator.cli.memory import memory_app
 from anvyl.orchestrator.cli.models import models_app
 from anvyl.orchestrator.cli.serve import demo, serve
 from anvyl.orchestrator.cli.settings import config_app, db_app
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(models_app, name="models", help="Model endpoints: list them, test one.")
 app.add_typer(agents_app, name="agent")
+app.add_typer(memory_app, name="memory")
 
 
 def main() -> None:

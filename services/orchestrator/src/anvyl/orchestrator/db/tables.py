@@ -128,5 +128,6 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
 # The memory tables register on Base.metadata (migrations compare against it).
 from anvyl.orchestrator.memory import tables as _memory_tables  # noqa: E402, F401

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import SchemaItem
 
 from anvyl.orchestrator.db.tables import Base, utcnow
 
@@ -18,7 +19,12 @@ FTS_OBJECTS = frozenset({"memories_fts", "memories_fts_data", "memories_fts_idx"
 
 
 def not_full_text(name: str | None, *_: Any) -> bool:
-    """Alembic's include_name/include_object hook: leave the full-text objects out of comparisons."""
+    """Alembic's include_name hook: leave the full-text objects out of comparisons."""
+    return name not in FTS_OBJECTS
+
+
+def not_full_text_object(item: SchemaItem, name: str | None, *_: Any) -> bool:
+    """Alembic's include_object hook, likewise."""
     return name not in FTS_OBJECTS
 
 

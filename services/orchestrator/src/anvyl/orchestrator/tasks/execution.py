@@ -16,6 +16,9 @@ from anvyl.orchestrator.loop.agent_loop import AgentLoop, AgentStopped, Limits, 
 from anvyl.orchestrator.loop.mcp_client import McpToolbox
 from anvyl.orchestrator.loop.prompts import summary_for_memory, system_prompt
 from anvyl.orchestrator.loop.tools import Toolset, WorkspaceTools
+from anvyl.orchestrator.memory.base import Memory
+from anvyl.orchestrator.memory.records import TaskMemory
+from anvyl.orchestrator.memory.tool import search_knowledge_tool
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.agent_runs import AgentProfiles, AgentRun, AgentUnavailable
@@ -123,6 +126,7 @@ class TaskExecutor:
         router: ModelRouter | None = None,
         mcp: McpToolbox | None = None,
         agents: AgentProfiles | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -132,6 +136,7 @@ class TaskExecutor:
         self.router = router
         self.mcp = mcp or McpToolbox([])
         self.agents = agents
+        self.memory = memory
         self.limits = Limits(
             settings.agent_max_steps,
             settings.agent_max_tokens,
@@ -217,6 +222,9 @@ class TaskExecutor:
             if workspace
             else []
         )
+        if self.memory is not None:
+            tools.append(search_knowledge_tool(self.memory, workspace_id=workspace.id if workspace else None,
+                                               agent=agent.name if agent else None))  # fmt: skip
         toolset = Toolset([*tools, *self.mcp.tools()])
         base: dict[str, Any] = {}
         if workspace is not None:
@@ -269,7 +277,7 @@ class TaskExecutor:
             limits = dataclasses.replace(limits, max_steps=agent.max_steps)
         request = task.request or {}
         query = f"{task.query}\n\n{files.note()}" if files else task.query
-        memory = await self.store.recent_summaries(workspace.id) if workspace else []
+        memory = await self._recall(task.query, workspace, agent)
         prompt = system_prompt(
             repo=workspace.repo.display_url if workspace else None,
             workspace_id=workspace.id if workspace else None, toolset=toolset,
@@ -297,6 +305,37 @@ class TaskExecutor:
             "tool_calls": [c.model_dump(exclude={"output"}) for c in result.tool_calls],
             "summary": summary_for_memory(task.query, result.answer),
         }  # fmt: skip
+
+    async def _recall(
+        self, query: str, workspace: ActiveWorkspace | None, agent: AgentRun | None
+    ) -> list[str]:
+        """The earlier tasks of this workspace (or agent) most relevant to the query."""
+        if (
+            self.memory is None
+            or self.settings.memory_recall == 0
+            or (workspace is None and agent is None)
+        ):
+            return []
+        try:
+            hits = await self.memory.search(query, scope="tasks", workspace_id=workspace.id if workspace else None,
+                                            agent=agent.name if agent else None,
+                                            limit=self.settings.memory_recall)  # fmt: skip
+        except Exception as exc:  # memory helps; its failure must not fail the task
+            log.warning("memory.recall_failed", error=str(exc))
+            return []
+        return [hit.text for hit in hits]
+
+    async def _remember(self, task: Task, metadata: dict[str, Any]) -> None:
+        summary = metadata.get("summary")
+        if self.memory is None or not summary:
+            return
+        workspace = metadata.get("workspace") or {}
+        try:
+            await self.memory.remember_task(TaskMemory(task_id=task.id, text=summary,
+                                                       workspace_id=workspace.get("id"),
+                                                       agent=metadata.get("agent")))  # fmt: skip
+        except Exception as exc:
+            log.warning("memory.remember_failed", task_id=task.id, error=str(exc))
 
     async def _stopped(self, ctx: RunContext, events: TaskEvents) -> None:
         reason = ctx.stop_reason
@@ -330,3 +369,5 @@ class TaskExecutor:
                                    metadata=meta, steps=steps):  # fmt: skip
             self.metrics.finished.labels(status=status).inc()
             self.metrics.duration.labels(status=status).observe(duration)
+            if status == SUCCEEDED:
+                await self._remember(ctx.task, meta)
