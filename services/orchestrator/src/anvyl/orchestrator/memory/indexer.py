@@ -152,8 +152,12 @@ class ArchiveIndexer:
                 progress.skip(entry.path, reason)
                 continue
             seen.add(entry.path)
-            if before.get(entry.path) == entry.fingerprint:
-                progress.files_unchanged += 1
+            fingerprint, _, reason = before.get(entry.path, "").partition("|")
+            if fingerprint == entry.fingerprint:
+                if reason:  # read before and found not to be text: still reported
+                    progress.skip(entry.path, reason)
+                else:
+                    progress.files_unchanged += 1
                 continue
             await self._file(source, entry, progress)
             if progress.files_seen % _SAVE_EVERY == 0:
@@ -172,14 +176,15 @@ class ArchiveIndexer:
             progress.skip(entry.path, f"unreadable: {exc}")
             return
         cut = snippets(data, self.limits)
+        fingerprint = entry.fingerprint
         if isinstance(cut, str):
             progress.skip(entry.path, cut)
-            cut = []
+            # Recorded with the reason: not read again until it changes, and still reported.
+            fingerprint, cut = f"{fingerprint}|{cut}", []
         else:
             progress.files_indexed += 1
         progress.snippets += await self.memory.add_file(source.location, entry.path, cut)
-        # Recorded also for a file found not to be text, so that it is not read again until it changes.
-        row = {"archive": source.location, "path": entry.path, "fingerprint": entry.fingerprint}
+        row = {"archive": source.location, "path": entry.path, "fingerprint": fingerprint[:128]}
 
         def record(connection: Connection) -> None:
             connection.execute(delete(ArchiveFileRow).where(
