@@ -134,3 +134,28 @@ def test_each_curl_of_the_readme_answers_and_its_tasks_succeed(tmp_path: Path) -
             assert "detail" not in answer, f"{command}\n{answer}"  # an error's body
             if "task_id" in answer:
                 assert answer["status"] == "succeeded", f"{command}\n{answer}"
+
+
+def memory_commands(path: Path) -> list[str]:
+    """Each `anvyl memory` command of the file's bash blocks."""
+    return [line.strip() for block in _BASH_BLOCK.findall(path.read_text(encoding="utf-8"))
+            for line in block.splitlines() if line.strip().startswith("uv run anvyl memory")]  # fmt: skip
+
+
+def test_each_anvyl_memory_command_of_the_readme_runs(tmp_path: Path) -> None:
+    """The README's `anvyl memory` commands as written, in the repository's root, against a real
+    server (`uv run anvyl` is this interpreter's `anvyl`): the search finds what the index read."""
+    commands = memory_commands(ROOT / "README.md")
+    assert any(" index " in c for c in commands) and any(" search " in c for c in commands)
+    env = {"ANVYL_DATA_DIR": str(tmp_path / "data"), "ANVYL_WORKSPACE_BACKEND": "local",
+           "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    outputs = []
+    with running_server(env, tmp_path / "server.log") as server:
+        for command in commands:
+            runnable = command.replace("uv run anvyl", f"{sys.executable} -m anvyl.orchestrator", 1)
+            done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True, cwd=ROOT,
+                                  env=os.environ | {"ANVYL_URL": server.url, "COLUMNS": "200"},
+                                  timeout=180)  # fmt: skip
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            outputs.append(done.stdout)
+    assert "done" in outputs[0] and "README.md" in outputs[1], outputs

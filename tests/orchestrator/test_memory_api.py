@@ -39,7 +39,7 @@ async def test_tasks_are_recalled_by_relevance_and_the_model_searches_the_archiv
                                         "does the staging password rotate?", repo)).json()  # fmt: skip
         found = (await orch.http.get("/memory/search", params={"q": "billing websocket"})).json()
         workspace = third["metadata"]["workspace"]["id"]
-        forgot = (await orch.http.delete("/memory", params={"workspace": workspace})).json()
+        forgot = (await orch.http.delete(f"/memory/workspaces/{workspace}")).json()
         after = (await orch.http.get("/memory/search", params={"q": "billing websocket"})).json()
     assert [t["status"] for t in (first, second, third)] == ["succeeded"] * 3, third.get("error")
     prompt = model.requests[2].body["messages"][0]["content"]
@@ -67,7 +67,7 @@ async def test_bad_memory_requests_are_422s_that_say_what_to_fix(
         blank = await http.get("/memory/search", params={"q": "   "})
         missing = await http.get("/memory/search")
         scope = await http.get("/memory/search", params={"q": "x", "scope": "everything"})
-        nothing = await http.delete("/memory")
+        nothing = await http.delete("/memory/archives")
         bad_sync = await http.post("/memory/archives", json={"locations": [""]})
         queued = await http.post("/memory/archives", json={"locations": [str(tmp_path / "nope")]})
         async with asyncio.timeout(30):
@@ -76,7 +76,7 @@ async def test_bad_memory_requests_are_422s_that_say_what_to_fix(
     for response in (empty, blank, missing, scope, nothing, bad_sync):
         assert response.status_code == 422, response.text
     assert "q" in empty.json()["detail"] and "scope" in scope.json()["detail"]
-    assert "workspace, agent or archive" in nothing.json()["detail"]
+    assert "location" in nothing.json()["detail"]
     assert queued.status_code == 202
     assert "no such directory" in states[0]["error"]
 

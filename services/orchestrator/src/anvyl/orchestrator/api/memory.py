@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from anvyl.orchestrator.api.auth import require_api_key
@@ -78,27 +78,38 @@ async def search(
     return SearchOut(query=q, backend=mem.name, hits=[HitOut.of(h) for h in hits])
 
 
-@router.delete("")
-async def forget(
-    request: Request,
-    mem: Annotated[Memory, Depends(memory)],
-    workspace: _Name = None,
-    agent: _Name = None,
-    archive: Annotated[
-        str | None, Query(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")
-    ] = None,
+_Key = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+
+@router.delete("/workspaces/{workspace_id}")
+async def forget_workspace(
+    workspace_id: _Key, mem: Annotated[Memory, Depends(memory)]
 ) -> ForgetOut:
-    """Forget the memories of a workspace's or an agent's tasks, or an archive's snippets."""
-    if workspace is None and agent is None and archive is None:
-        raise HTTPException(
-            422, "name what to forget: the query parameter workspace, agent or archive"
-        )
-    removed = 0
-    if workspace is not None or agent is not None:
-        removed += await mem.forget(workspace_id=workspace, agent=agent)
-    if archive is not None:
-        removed += await indexer(request).forget(archive)
-    return ForgetOut(removed=removed)
+    """Forget what the workspace's tasks left (their summaries)."""
+    return ForgetOut(removed=await mem.forget(workspace_id=workspace_id))
+
+
+@router.delete("/agents/{name}")
+async def forget_agent(name: _Key, mem: Annotated[Memory, Depends(memory)]) -> ForgetOut:
+    """Forget what the agent's tasks left (their summaries)."""
+    return ForgetOut(removed=await mem.forget(agent=name))
+
+
+@router.delete("/archives")
+async def forget_archive(
+    location: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=4096,
+            pattern=r"^[^\x00]*$",
+            description="the archive as it was indexed",
+        ),
+    ],
+    idx: Annotated[ArchiveIndexer, Depends(indexer)],
+) -> ForgetOut:
+    """Forget an archive: its snippets, and its indexing state (until it is indexed again)."""
+    return ForgetOut(removed=await idx.forget(location))
 
 
 @router.get("/archives")

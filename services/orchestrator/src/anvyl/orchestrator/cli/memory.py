@@ -6,6 +6,7 @@ import json
 import os
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -62,12 +63,21 @@ def forget(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Forget what a workspace's or an agent's tasks left, or an archive."""
-    params = {k: v for k, v in {"workspace": workspace, "agent": agent, "archive": archive}.items()
-              if v is not None}  # fmt: skip
-    if not params:
+    if workspace is None and agent is None and archive is None:
         fail("name what to forget: --workspace ID, --agent NAME or --archive LOCATION")
-    done = request("DELETE", server, "/memory", params=params, api_key=api_key)
-    console.print(f"forgot {done['removed']} item(s)")
+    removed = 0
+    if workspace is not None:
+        removed += request("DELETE", server, f"/memory/workspaces/{quote(workspace, safe='')}",
+                           api_key=api_key)["removed"]  # fmt: skip
+    if agent is not None:
+        removed += request("DELETE", server, f"/memory/agents/{quote(agent, safe='')}",
+                           api_key=api_key)["removed"]  # fmt: skip
+    if archive is not None:
+        if os.path.exists(archive):
+            archive = os.path.abspath(archive)  # known by the location it was indexed as
+        removed += request("DELETE", server, "/memory/archives", params={"location": archive},
+                           api_key=api_key)["removed"]  # fmt: skip
+    console.print(f"forgot {removed} item(s)")
 
 
 @memory_app.command()
