@@ -13,8 +13,9 @@ class Memory(Protocol):
     async def remember_task(self, memory: TaskMemory) -> None:
         """Keep a finished task's summary."""
 
-    async def add_file(self, archive: str, path: str, snippets: list[Snippet]) -> int:
-        """Replace what is kept of one archive file with these snippets; returns how many."""
+    async def add_files(self, archive: str, files: dict[str, list[Snippet]]) -> int:
+        """Replace what is kept of these archive files (path: its snippets); returns how many
+        snippets were kept."""
 
     async def forget_file(self, archive: str, path: str) -> int:
         """Drop one archive file's snippets; returns how many."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from anvyl.orchestrator.memory.records import ARCHIVE, TASK, Scope
 
@@ -65,10 +65,15 @@ def full_text(
     return list(connection.execute(text(sql), params | {"match": match, "limit": limit}))
 
 
-def with_vectors(
-    connection: Connection, where: str, params: dict[str, Any], limit: int
-) -> list[Any]:
-    """The newest `limit` rows in scope that have a vector, for a scan by similarity."""
-    sql = (f"SELECT {COLUMNS}, 0.0 AS score FROM memories m "  # noqa: S608
+def vectors(connection: Connection, where: str, params: dict[str, Any], limit: int) -> list[Any]:
+    """(id, embedding) of the newest `limit` rows in scope that have a vector."""
+    sql = (f"SELECT m.id, m.embedding FROM memories m "  # noqa: S608
            f"WHERE m.embedding IS NOT NULL AND {where} ORDER BY m.id DESC LIMIT :limit")  # fmt: skip
     return list(connection.execute(text(sql), params | {"limit": limit}))
+
+
+def rows(connection: Connection, ids: list[int]) -> list[Any]:
+    if not ids:
+        return []
+    sql = text(f"SELECT {COLUMNS}, 0.0 AS score FROM memories m WHERE m.id IN :ids")  # noqa: S608
+    return list(connection.execute(sql.bindparams(bindparam("ids", expanding=True)), {"ids": ids}))

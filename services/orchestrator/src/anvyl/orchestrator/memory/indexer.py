@@ -27,11 +27,13 @@ from anvyl.orchestrator.memory.archives import (
     snippets,
 )
 from anvyl.orchestrator.memory.base import Memory
+from anvyl.orchestrator.memory.records import Snippet
 from anvyl.orchestrator.memory.tables import ArchiveFileRow, ArchiveRow
 
 log = get_logger(__name__)
 MAX_REPORTED_SKIPS = 200
 _SAVE_EVERY = 200  # files: the stored progress is at most this far behind
+_BATCH_FILES, _BATCH_BYTES = 64, 4_000_000  # changed files read and stored together
 
 
 def _executor(statement: Executable) -> Callable[[Connection], object]:
@@ -143,6 +145,7 @@ class ArchiveIndexer:
         for folder in source.excluded:
             progress.skip(folder + "/", "directory excluded by name")
         seen: set[str] = set()
+        batch: list[Entry] = []
         for count, entry in enumerate(source.entries):
             progress.files_seen += 1
             if count >= self.limits.max_files:
@@ -159,9 +162,14 @@ class ArchiveIndexer:
                 else:
                     progress.files_unchanged += 1
                 continue
-            await self._file(source, entry, progress)
+            batch.append(entry)
+            if len(batch) >= _BATCH_FILES or sum(e.size for e in batch) >= _BATCH_BYTES:
+                await self._batch(source, batch, progress)
+                batch = []
             if progress.files_seen % _SAVE_EVERY == 0:
                 await self._save(progress)
+        if batch:
+            await self._batch(source, batch, progress)
         for path in set(before) - seen:
             await self.memory.forget_file(location, path)
             gone = delete(ArchiveFileRow).where(ArchiveFileRow.archive == location,
@@ -169,27 +177,43 @@ class ArchiveIndexer:
             await self.db.write(_executor(gone))
             progress.files_removed += 1
 
-    async def _file(self, source: Source, entry: Entry, progress: ArchiveProgress) -> None:
-        try:
-            data = await asyncio.to_thread(source.read, entry)
-        except OSError as exc:
-            progress.skip(entry.path, f"unreadable: {exc}")
-            return
-        cut = snippets(data, self.limits)
-        fingerprint = entry.fingerprint
-        if isinstance(cut, str):
-            progress.skip(entry.path, cut)
-            # Recorded with the reason: not read again until it changes, and still reported.
-            fingerprint, cut = f"{fingerprint}|{cut}", []
-        else:
-            progress.files_indexed += 1
-        progress.snippets += await self.memory.add_file(source.location, entry.path, cut)
-        row = {"archive": source.location, "path": entry.path, "fingerprint": fingerprint[:128]}
+    async def _batch(self, source: Source, entries: list[Entry], progress: ArchiveProgress) -> None:
+        """Read, cut and store several files: one thread hop, one memory write, one fingerprint write."""
+
+        def read_all() -> list[bytes | OSError]:
+            found: list[bytes | OSError] = []
+            for entry in entries:
+                try:
+                    found.append(source.read(entry))
+                except OSError as exc:
+                    found.append(exc)
+            return found
+
+        files: dict[str, list[Snippet]] = {}
+        fingerprints = []
+        for entry, data in zip(entries, await asyncio.to_thread(read_all), strict=True):
+            if isinstance(data, OSError):
+                progress.skip(entry.path, f"unreadable: {data}")
+                continue
+            cut = snippets(data, self.limits)
+            fingerprint = entry.fingerprint
+            if isinstance(cut, str):
+                progress.skip(entry.path, cut)
+                # Recorded with the reason: not read again until it changes, and still reported.
+                fingerprint, cut = f"{fingerprint}|{cut}", []
+            else:
+                progress.files_indexed += 1
+            files[entry.path] = cut
+            fingerprints.append({"archive": source.location, "path": entry.path,
+                                 "fingerprint": fingerprint[:128]})  # fmt: skip
+        progress.snippets += await self.memory.add_files(source.location, files)
+        paths = list(files)
 
         def record(connection: Connection) -> None:
             connection.execute(delete(ArchiveFileRow).where(
-                ArchiveFileRow.archive == source.location, ArchiveFileRow.path == entry.path))  # fmt: skip
-            connection.execute(insert(ArchiveFileRow), [row])
+                ArchiveFileRow.archive == source.location, ArchiveFileRow.path.in_(paths)))  # fmt: skip
+            if fingerprints:
+                connection.execute(insert(ArchiveFileRow), fingerprints)
 
         await self.db.write(record)
 

@@ -8,6 +8,7 @@ still comes up.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -51,16 +52,18 @@ class DatabaseMemory:
                "created_at": utcnow()}  # fmt: skip
         await self.db.write(lambda c: c.execute(insert(MemoryRow), [row]))
 
-    async def add_file(self, archive: str, path: str, snippets: list[Snippet]) -> int:
-        vectors = await self._vectors([f"{path}\n{s.text}" for s in snippets])
+    async def add_files(self, archive: str, files: dict[str, list[Snippet]]) -> int:
+        pieces = [(path, s) for path, cut in files.items() for s in cut]
+        vectors = await self._vectors([f"{path}\n{s.text}" for path, s in pieces])
         now = utcnow()
         rows = [{"kind": ARCHIVE, "text": s.text, "source": path, "archive": archive, "path": path,
                  "line_start": s.line_start, "line_end": s.line_end, "embedding": v,
-                 "created_at": now} for s, v in zip(snippets, vectors, strict=True)]  # fmt: skip
+                 "created_at": now} for (path, s), v in zip(pieces, vectors, strict=True)]  # fmt: skip
+        paths = list(files)
 
         def replace(connection: Connection) -> int:
             connection.execute(
-                delete(MemoryRow).where(MemoryRow.archive == archive, MemoryRow.path == path)
+                delete(MemoryRow).where(MemoryRow.archive == archive, MemoryRow.path.in_(paths))
             )
             if rows:
                 connection.execute(insert(MemoryRow), rows)
@@ -104,37 +107,45 @@ class DatabaseMemory:
         where, params = fts.scope_filter(scope, workspace_id, agent)
         pool = max(limit * 5, 50)
 
-        def read(connection: Connection) -> tuple[list[Any], list[Any]]:
+        def read(connection: Connection) -> tuple[list[Any], list[int], dict[int, Any]]:
             found = fts.full_text(connection, words, where, params, pool) if words else []
-            scanned = (fts.with_vectors(connection, where, params, _VECTOR_SCAN)
-                       if query_vector is not None else [])  # fmt: skip
-            return found, scanned
+            if query_vector is None:
+                return found, [], {}
+            nearest = _nearest(fts.vectors(connection, where, params, _VECTOR_SCAN),
+                               from_bytes(query_vector), pool)  # fmt: skip
+            known = {row.id for row in found}
+            more = fts.rows(connection, [key for key in nearest if key not in known])
+            return found, nearest, {row.id: row for row in more}
 
-        found, scanned = await self.db.read(read)
+        found, nearest, more = await self.db.read(read)
         if query_vector is None:
             return [_hit(row, float(row.score)) for row in found[:limit]]
-        return _fuse(found, scanned, from_bytes(query_vector), limit)
+        # Reciprocal rank fusion of the full-text order and the cosine order.
+        rows = more | {row.id: row for row in found}
+        scores: dict[int, float] = {}
+        for order in ([row.id for row in found], nearest):
+            for rank, key in enumerate(order):
+                scores[key] = scores.get(key, 0.0) + 1 / (_RRF_K + rank)
+        best = sorted(scores, key=lambda key: -scores[key])[:limit]
+        return [_hit(rows[key], scores[key]) for key in best]
 
     async def close(self) -> None:
         if self.embedder is not None:
             await self.embedder.close()
 
 
-def _fuse(found: list[Any], scanned: list[Any], query: np.ndarray, limit: int) -> list[Hit]:
-    """Reciprocal rank fusion of the full-text order and the cosine order."""
-    rows = {row.id: row for row in scanned} | {row.id: row for row in found}
-    scores = {row.id: 1 / (_RRF_K + rank) for rank, row in enumerate(found)}
-    with_vector = [row for row in rows.values() if row.embedding is not None]
-    if with_vector:
-        matrix = np.stack([from_bytes(row.embedding) for row in with_vector])
-        similarity = matrix @ query if matrix.shape[1] == query.shape[0] else None
-        if similarity is not None:
-            order = np.argsort(-similarity)[: max(limit * 5, 50)]
-            for rank, index in enumerate(order):
-                key = with_vector[int(index)].id
-                scores[key] = scores.get(key, 0.0) + 1 / (_RRF_K + rank)
-    best = sorted(scores, key=lambda key: -scores[key])[:limit]
-    return [_hit(rows[key], scores[key]) for key in best]
+def _nearest(candidates: list[Any], query: np.ndarray, count: int) -> list[int]:
+    """The ids of the `count` candidates closest to the query (cosine: the vectors are unit length)."""
+    same = [
+        row for row in candidates if len(row.embedding) == query.nbytes
+    ]  # another model's: left out
+    if not same:
+        return []
+    matrix = np.frombuffer(b"".join(row.embedding for row in same), dtype="<f4").reshape(
+        len(same), -1
+    )
+    order = np.argsort(-(matrix @ query))[:count]
+    return [same[int(index)].id for index in order]
 
 
 def _hit(row: Any, score: float) -> Hit:
@@ -145,8 +156,6 @@ def _hit(row: Any, score: float) -> Hit:
 
 
 def _aware(value: Any) -> Any:
-    from datetime import UTC, datetime
-
     if isinstance(value, str):  # SQLite through text(): ISO text
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime) and value.tzinfo is None:
