@@ -6,7 +6,7 @@ PostgreSQL, with full text alone and with vectors from the real embeddings endpo
 Recall: N task summaries of 12 words each, drawn from 5,000 made-up words, go in through
 `remember_task` (the path a finished task takes); each query is 3 words of a random memory, and
 that memory must come back in the top 5 (recall@5 is printed beside the latencies). With vectors
-the gpt-oss /v1/embeddings endpoint (WordLlama, served in this process by uvicorn on loopback)
+the gpt-oss /v1/embeddings endpoint (WordLlama; `anvyl-gpt-oss embeddings` in its own process)
 embeds each memory and each query. Indexing: a directory of text files (2 KB each, 40-line
 snippets) indexed from scratch, then again unchanged (fingerprints only), and the same files as a
 .zip.
@@ -18,20 +18,19 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from tests.mcp_hub.conftest import serve_app
-
-from anvyl.gpt_oss.embeddings import DEFAULT_MODEL, create_embeddings_app
+from anvyl.gpt_oss.embeddings import DEFAULT_MODEL
 from anvyl.orchestrator.db.engine import Database
 from anvyl.orchestrator.memory.embeddings import Embedder
 from anvyl.orchestrator.memory.indexer import ArchiveIndexer
 from anvyl.orchestrator.memory.records import TaskMemory
 from anvyl.orchestrator.memory.store import DatabaseMemory
-from common import fresh_postgres
+from common import free_port, fresh_postgres, serving_process
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "dra", "qu", "zen", "bor", "fi",
               "gal", "hu", "jo", "kre", "lum", "mor"]  # fmt: skip
@@ -119,11 +118,13 @@ async def main() -> None:
     args = parser.parse_args()
     modes = [False] if args.no_vectors else [False, True]
     rows = []
-    with serve_app(create_embeddings_app()) as server, tempfile.TemporaryDirectory() as tmp:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, serving_process(
+        [sys.executable, "-m", "anvyl.gpt_oss", "embeddings", "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/health", Path(tmp) / "embeddings.log",
+    ):  # fmt: skip
         for vectors in modes:
-            embedder = (
-                Embedder(f"http://127.0.0.1:{server.port}/v1", DEFAULT_MODEL) if vectors else None
-            )
+            embedder = Embedder(f"http://127.0.0.1:{port}/v1", DEFAULT_MODEL) if vectors else None
             for database in ("sqlite", "postgresql"):
                 work = Path(tmp) / f"{database}-{vectors}"
                 work.mkdir()
