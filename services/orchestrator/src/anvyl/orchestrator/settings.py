@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     )
     embeddings_model: str = "wordllama-l2-supercat"
     embeddings_api_key: SecretStr | None = None
+    memory_llm_url: str | None = Field(
+        default=None, description="cognee backend: the OpenAI-compatible chat model it builds with"
+    )
+    memory_llm_model: str = "gpt-oss-20b"
+    memory_llm_api_key: SecretStr | None = None
 
     # Logs.
     log_level: str = "info"

@@ -111,8 +111,11 @@ class DatabaseMemory:
             found = fts.full_text(connection, words, where, params, pool) if words else []
             if query_vector is None:
                 return found, [], {}
-            nearest = _nearest(fts.vectors(connection, where, params, _VECTOR_SCAN),
-                               from_bytes(query_vector), pool)  # fmt: skip
+            query = from_bytes(query_vector)
+            if len(found) >= limit:  # enough matches: the vectors re-rank them
+                return found, _nearest(found, query, pool), {}
+            # Too few share a word with the query: the nearest vectors in scope join them.
+            nearest = _nearest(fts.vectors(connection, where, params, _VECTOR_SCAN), query, pool)
             known = {row.id for row in found}
             more = fts.rows(connection, [key for key in nearest if key not in known])
             return found, nearest, {row.id: row for row in more}
