@@ -14,7 +14,7 @@ trap stop_started EXIT
 
 if [ "$(id -u)" = 0 ]; then scripts/setup-system.sh; fi
 echo "==> uv sync"
-uv sync --all-packages --extra mlx --extra cloud --extra cognee --all-groups --quiet
+uv sync --all-packages --extra mlx --extra cloud --all-groups --quiet
 
 scripts/build-base-image.sh anvyl/base:bookworm
 BASE_IMAGE=anvyl/base:bookworm ANVYL_AGENT_IMAGE=anvyl/agent:dev scripts/build-images.sh

@@ -1,6 +1,7 @@
 """The cognee backend for real, offline: cognee's pipeline (chunks, graph and summaries from the
 chat model, vectors) against a scripted chat model on the OpenAI wire protocol and the real
-embeddings endpoint; no cloud key, no download. Needs the orchestrator's extra `cognee`."""
+embeddings endpoint; no cloud key, no download. Runs where cognee is installed (`uv pip install
+cognee`: it is not in the lock, see the README)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from anvyl.orchestrator.llm.testing import RecordedRequest, ScriptedLLMServer, ScriptedReply
 from anvyl.orchestrator.memory.records import Snippet, TaskMemory
 
-pytest.importorskip("cognee", reason="the orchestrator's extra `cognee` is not installed")
+pytest.importorskip("cognee", reason="cognee is not installed (uv pip install cognee)")
 
 from anvyl.orchestrator.memory.cognee_backend import CogneeMemory
 

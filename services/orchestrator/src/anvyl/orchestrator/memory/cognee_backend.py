@@ -1,4 +1,5 @@
-"""The cognee memory backend (extra `cognee`): cognee's pipeline (chunks, a knowledge graph and
+"""The cognee memory backend (cognee installed beside Anvyl, not locked with it: see the README):
+cognee's pipeline (chunks, a knowledge graph and
 summaries built by the chat model, vectors from the embeddings endpoint), pointed at the local
 OpenAI-compatible chat model and `/v1/embeddings` instead of OpenAI, so no cloud key is needed.
 
@@ -115,8 +116,8 @@ class CogneeMemory:
         try:
             import cognee
         except ImportError as exc:
-            raise CogneeUnavailable("cognee is not installed: install the orchestrator's extra "
-                                    "`cognee` (uv sync --extra cognee)") from exc  # fmt: skip
+            raise CogneeUnavailable("cognee is not installed: `uv pip install cognee` in the "
+                                    "orchestrator's environment (see the README)") from exc  # fmt: skip
         cognee.config.system_root_directory(str(self.root / "system"))
         cognee.config.data_root_directory(str(self.root / "data"))
         cognee.config.set_llm_config(self._llm)
