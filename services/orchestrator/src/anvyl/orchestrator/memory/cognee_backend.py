@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -96,6 +97,9 @@ class CogneeMemory:
         if not settings.embeddings_url or not settings.memory_llm_url:
             raise CogneeUnavailable("the cognee backend needs ANVYL_EMBEDDINGS_URL and "
                                     "ANVYL_MEMORY_LLM_URL (an OpenAI-compatible chat model)")  # fmt: skip
+        if importlib.util.find_spec("cognee") is None:  # said at start-up, not at the first task
+            raise CogneeUnavailable("ANVYL_MEMORY_BACKEND=cognee: cognee is not installed "
+                                    "(`uv pip install cognee`, see the README)")  # fmt: skip
         key = (
             settings.memory_llm_api_key.get_secret_value() if settings.memory_llm_api_key else None
         )
