@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export LITELLM_LOCAL_MODEL_COST_MAP=True  # LiteLLM must not fetch its price map: no network here
 
 failed=0
-for bench in worker_bench.py workspace_bench.py task_api_bench.py db_round_trips.py agent_bench.py agent_act_bench.py a2a_bench.py hosts_bench.py router_bench.py mcp_hub_bench.py cluster_bench.py compose_bench.py; do
+for bench in worker_bench.py workspace_bench.py task_api_bench.py db_round_trips.py agent_bench.py agent_act_bench.py a2a_bench.py hosts_bench.py router_bench.py mcp_hub_bench.py cluster_bench.py compose_bench.py memory_bench.py; do
   echo
   echo "===== bench/$bench ($(date -u +%H:%M:%S) UTC)"
   if ! uv run python "bench/$bench"; then

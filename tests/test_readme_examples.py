@@ -150,23 +150,14 @@ def _last_answer(stdout: str) -> dict[str, Any]:
     return found
 
 
-# docs/agents.md: its `curl` and `uv run anvyl` commands run in order against a server configured
-# with its first YAML block. A section holding this marker is not run: its commands come with a
-# part not merged yet (remove the marker from the doc once they exist).
-_NOT_RUN_YET = "<!-- examples not run yet"
-
-
 def doc_commands(path: Path) -> list[str]:
-    """Each `curl` and `uv run anvyl` command of the file's bash blocks, continuation lines joined,
-    but those of the sections marked as not run yet."""
+    """Each `curl` and `uv run anvyl` command of the file's bash blocks, continuation lines joined
+    (docs/agents.md's run in order against a server configured with its first YAML block)."""
     commands = []
-    for section in re.split(r"^(?=## )", path.read_text(encoding="utf-8"), flags=re.MULTILINE):
-        if _NOT_RUN_YET in section:
-            continue
-        for block in _BASH_BLOCK.findall(section):
-            joined = re.sub(r"\\\n\s*", " ", block)
-            commands += [line.strip() for line in joined.splitlines()
-                         if line.strip().startswith(("curl ", "uv run anvyl "))]  # fmt: skip
+    for block in _BASH_BLOCK.findall(path.read_text(encoding="utf-8")):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        commands += [line.strip() for line in joined.splitlines()
+                     if line.strip().startswith(("curl ", "uv run anvyl "))]  # fmt: skip
     return commands
 
 
@@ -176,7 +167,7 @@ def test_each_command_of_docs_agents_runs_and_its_tasks_succeed(tmp_path: Path) 
 
     doc = ROOT / "docs" / "agents.md"
     commands = doc_commands(doc)
-    assert len(commands) >= 10 and not any("anvyl memory" in c for c in commands)
+    assert len(commands) >= 10 and any("anvyl memory search" in c for c in commands)
     config = tmp_path / "anvyl.yaml"
     config.write_text(_YAML_BLOCK.findall(doc.read_text(encoding="utf-8"))[0])
     repo = create_sample_repo(tmp_path)
@@ -231,3 +222,28 @@ def test_each_cluster_example_of_the_readmes_runs(tmp_path: Path) -> None:
         if "--json" in command:
             assert json.loads(done.stdout)["checks"]
     assert list(tmp_path.iterdir()) == []
+
+
+def memory_commands(path: Path) -> list[str]:
+    """Each `anvyl memory` command of the file's bash blocks."""
+    return [line.strip() for block in _BASH_BLOCK.findall(path.read_text(encoding="utf-8"))
+            for line in block.splitlines() if line.strip().startswith("uv run anvyl memory")]  # fmt: skip
+
+
+def test_each_anvyl_memory_command_of_the_readme_runs(tmp_path: Path) -> None:
+    """The README's `anvyl memory` commands as written, in the repository's root, against a real
+    server (`uv run anvyl` is this interpreter's `anvyl`): the search finds what the index read."""
+    commands = memory_commands(ROOT / "README.md")
+    assert any(" index " in c for c in commands) and any(" search " in c for c in commands)
+    env = {"ANVYL_DATA_DIR": str(tmp_path / "data"), "ANVYL_WORKSPACE_BACKEND": "local",
+           "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    outputs = []
+    with running_server(env, tmp_path / "server.log") as server:
+        for command in commands:
+            runnable = command.replace("uv run anvyl", f"{sys.executable} -m anvyl.orchestrator", 1)
+            done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True, cwd=ROOT,
+                                  env=os.environ | {"ANVYL_URL": server.url, "COLUMNS": "200"},
+                                  timeout=180)  # fmt: skip
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            outputs.append(done.stdout)
+    assert "done" in outputs[0] and "README.md" in outputs[1], outputs

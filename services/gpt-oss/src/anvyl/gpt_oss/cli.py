@@ -74,6 +74,20 @@ def serve(
 
 
 @app.command()
+def embeddings(
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int, typer.Option()] = 8001,
+) -> None:
+    """Serve only ``/v1/embeddings`` (a static model shipped in its wheel: no download, no GPU),
+    beside a ``vllm serve`` that has no embeddings model."""
+    import uvicorn
+
+    from anvyl.gpt_oss.embeddings import create_embeddings_app
+
+    uvicorn.run(create_embeddings_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
 def engines() -> None:
     """Print which engine ``--engine auto`` picks here."""
     typer.echo(choose_engine(Engine.auto).value)

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from anvyl.gpt_oss.embeddings import StaticEmbedder, embeddings_router
 from anvyl.gpt_oss.harmony import HarmonyStreamParser, collect
 from anvyl.gpt_oss.runners import GenerationRequest, LocalRunner
 
@@ -76,6 +77,7 @@ def create_app(runner: LocalRunner, served_model_name: str | None = None) -> Fas
             await runner.close()
 
     app = FastAPI(title="anvyl gpt-oss", lifespan=lifespan)
+    app.include_router(embeddings_router(StaticEmbedder()))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

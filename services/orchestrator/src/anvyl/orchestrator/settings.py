@@ -126,6 +126,27 @@ class Settings(BaseSettings):
     # The cloud provider whose key LLM_API_KEY is (environment.py copies it to that provider's own
     # variable, OPENAI_API_KEY say, at start-up).
     llm_provider: Literal["openai", "anthropic", "xai", "groq"] = "openai"
+    # Memory and knowledge (memory/).
+    memory_backend: Literal["database", "cognee", "off"] = Field(
+        default="database", description="where memories and archive snippets are kept"
+    )
+    memory_recall: int = Field(
+        default=5, ge=0, le=50, description="memories recalled into a prompt"
+    )
+    memory_archives: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="archives to index (comma-separated): directories, .zip, "
+        ".tar.gz, git repositories (paths or URLs)",
+    )  # fmt: skip
+    embeddings_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL serving /v1/embeddings (gpt-oss)"
+    )
+    embeddings_model: str = "wordllama-l2-supercat"
+    embeddings_api_key: SecretStr | None = None
+    memory_llm_url: str | None = Field(
+        default=None, description="cognee backend: the OpenAI-compatible chat model it builds with"
+    )
+    memory_llm_model: str = "gpt-oss-20b"
+    memory_llm_api_key: SecretStr | None = None
 
     # Logs.
     log_level: str = "info"
@@ -145,6 +166,13 @@ class Settings(BaseSettings):
     def workspace_backend(self) -> str:
         """The backend chosen (`auto` until the workspaces start)."""
         return self.workspace.type
+
+    @field_validator("memory_archives", mode="before")
+    @classmethod
+    def _split_archives(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from anvyl.orchestrator.agents.service import AgentService
 from anvyl.orchestrator.api import agents as agent_routes
 from anvyl.orchestrator.api import containers as container_routes
 from anvyl.orchestrator.api import hosts as host_routes
+from anvyl.orchestrator.api import memory as memory_routes
 from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import user_settings as settings_routes
 from anvyl.orchestrator.api import workspaces as workspace_routes
@@ -41,6 +42,8 @@ from anvyl.orchestrator.hosts.tools import HostTools
 from anvyl.orchestrator.llm import ModelRouter, load_model_config
 from anvyl.orchestrator.logging import configure_logging, get_logger
 from anvyl.orchestrator.loop.mcp_client import McpToolbox, load_mcp_servers
+from anvyl.orchestrator.memory.factory import build_memory
+from anvyl.orchestrator.memory.indexer import ArchiveIndexer
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.bus import EventBus
@@ -49,6 +52,7 @@ from anvyl.orchestrator.tasks.queue import TaskQueue
 from anvyl.orchestrator.tasks.states import QUEUED
 from anvyl.orchestrator.tasks.store import TaskStore
 from anvyl.orchestrator.tasks.wakeups import CrossProcessWakeups
+from anvyl.orchestrator.user_settings.models import UserSettings
 from anvyl.orchestrator.user_settings.service import UserSettingsService
 from anvyl.orchestrator.workspaces.manager import WorkspaceManager, create_backend
 
@@ -147,8 +151,11 @@ def create_app(settings: Settings) -> FastAPI:
             McpToolbox(await asyncio.to_thread(load_mcp_servers, settings.config_file, os.environ)),
         )
         await mcp.start()
+        memory = build_memory(settings, db)
+        indexer = ArchiveIndexer(db, memory, settings.data_dir) if memory is not None else None
+        app.state.memory, app.state.indexer = memory, indexer
         executor = TaskExecutor(settings, store, workspaces, bus, metrics, router, mcp, agents,
-                                tool_sources=[HostTools(hosts)])  # fmt: skip
+                                memory, tool_sources=[HostTools(hosts)])  # fmt: skip
         queue = TaskQueue(settings, store, executor, metrics)
         wakeups = (
             CrossProcessWakeups(settings.effective_database_url, on_task_queued=queue.wake,
@@ -172,9 +179,20 @@ def create_app(settings: Settings) -> FastAPI:
             await hosts.close()
             raise
         janitor = asyncio.create_task(workspaces.run_janitor(), name="workspace-janitor")
+
+        def index_archives(current: UserSettings) -> None:
+            # The archives of the configuration (ANVYL_MEMORY_ARCHIVES) and the user's settings.
+            if indexer is not None:
+                indexer.start([*settings.memory_archives, *current.rag_archives])
+
         user_settings = UserSettingsService(
-            db, lambda: [e.name for e in router.endpoints] if router else [], agents.names
-        )
+            db, lambda: [e.name for e in router.endpoints] if router else [], agents.names,
+            on_change=index_archives,
+        )  # fmt: skip
+        if indexer is not None:
+            current = await user_settings.current()
+            if settings.memory_archives or current.rag_archives:
+                index_archives(current)
         host_checks = asyncio.create_task(hosts.run_checks(), name="host-checks")
         app.state.services = Services(
             settings,
@@ -209,6 +227,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             janitor.cancel()
             host_checks.cancel()
+            if indexer is not None:
+                await indexer.close()
             await queue.stop()
             if wakeups is not None:
                 await wakeups.close()
@@ -218,6 +238,8 @@ def create_app(settings: Settings) -> FastAPI:
             await agents.close()
             await hosts.close()
             await workspaces.close()
+            if memory is not None:
+                await memory.close()
             await db.close()
 
     # FastAPI's own OpenTelemetry hooks look up the global providers on every request (a tenth of
@@ -300,6 +322,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(a2a_routes.router)
     app.include_router(host_routes.router, responses=errors)
     app.include_router(container_routes.router, responses=errors)
+    app.include_router(memory_routes.router, responses=errors)
     return app
 
 

@@ -7,6 +7,7 @@ import typer
 from anvyl.orchestrator.cli.agents import agents_app
 from anvyl.orchestrator.cli.clusters import cluster_app
 from anvyl.orchestrator.cli.hosts import hosts_app
+from anvyl.orchestrator.cli.memory import memory_app
 from anvyl.orchestrator.cli.models import models_app
 from anvyl.orchestrator.cli.serve import demo, serve
 from anvyl.orchestrator.cli.settings import config_app, db_app
@@ -29,6 +30,7 @@ app.add_typer(agents_app, name="agent")
 app.add_typer(settings_app, name="settings")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(memory_app, name="memory")
 
 
 def main() -> None:

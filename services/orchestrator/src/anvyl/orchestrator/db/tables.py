@@ -180,3 +180,7 @@ class Host(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     version: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# The memory tables register on Base.metadata (migrations compare against it).
+from anvyl.orchestrator.memory import tables as _memory_tables  # noqa: E402, F401

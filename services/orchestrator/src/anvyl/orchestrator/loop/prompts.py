@@ -28,7 +28,8 @@ def system_prompt(
     lines.append("Say plainly what you did, what you found, and what failed; never claim a result a tool "
                  "did not give you.")  # fmt: skip
     if memory:
-        lines.append("Earlier tasks in this workspace (oldest first):")
+        lines.append("Earlier tasks of this workspace or agent, the most relevant to this one first "
+                     "(search_knowledge finds more, and the user's archives):")  # fmt: skip
         lines += [f"- {item}" for item in memory]
     return "\n".join(lines)
 

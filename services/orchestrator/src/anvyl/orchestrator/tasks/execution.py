@@ -17,6 +17,9 @@ from anvyl.orchestrator.loop.agent_loop import AgentLoop, AgentStopped, Limits, 
 from anvyl.orchestrator.loop.mcp_client import McpToolbox
 from anvyl.orchestrator.loop.prompts import summary_for_memory, system_prompt
 from anvyl.orchestrator.loop.tools import Toolset, ToolSource, WorkspaceTools
+from anvyl.orchestrator.memory.base import Memory
+from anvyl.orchestrator.memory.records import TaskMemory
+from anvyl.orchestrator.memory.tool import search_knowledge_tool
 from anvyl.orchestrator.metrics import Metrics
 from anvyl.orchestrator.settings import Settings
 from anvyl.orchestrator.tasks.agent_runs import AgentProfiles, AgentRun, AgentUnavailable
@@ -124,6 +127,7 @@ class TaskExecutor:
         router: ModelRouter | None = None,
         mcp: McpToolbox | None = None,
         agents: AgentProfiles | None = None,
+        memory: Memory | None = None,
         tool_sources: Sequence[ToolSource] = (),
     ) -> None:
         self.settings = settings
@@ -135,6 +139,7 @@ class TaskExecutor:
         self.mcp = mcp or McpToolbox([])
         self.agents = agents
         self.tool_sources = tuple(tool_sources)
+        self.memory = memory
         self.limits = Limits(
             settings.agent_max_steps,
             settings.agent_max_tokens,
@@ -220,6 +225,9 @@ class TaskExecutor:
             if workspace
             else []
         )
+        if self.memory is not None and self._memory_on(task):
+            tools.append(search_knowledge_tool(self.memory, workspace_id=workspace.id if workspace else None,
+                                               agent=agent.name if agent else None))  # fmt: skip
         extra = [
             tool for source in self.tool_sources for tool in source.tools_for(task.request or {})
         ]
@@ -280,7 +288,7 @@ class TaskExecutor:
             limits = dataclasses.replace(limits, max_steps=agent.max_steps)
         request = task.request or {}
         query = f"{task.query}\n\n{files.note()}" if files else task.query
-        memory = await self.store.recent_summaries(workspace.id) if workspace else []
+        memory = await self._recall(task, workspace, agent)
         prompt = system_prompt(
             repo=workspace.repo.display_url if workspace else None,
             workspace_id=workspace.id if workspace else None, toolset=toolset,
@@ -311,6 +319,44 @@ class TaskExecutor:
             "tool_calls": [c.model_dump(exclude={"output"}) for c in result.tool_calls],
             "summary": summary_for_memory(task.query, result.answer),
         }  # fmt: skip
+
+    @staticmethod
+    def _memory_on(task: Task) -> bool:
+        """The user's `memory_enabled` setting as it was when the task was enqueued."""
+        return bool(((task.request or {}).get("settings") or {}).get("memory_enabled", True))
+
+    async def _recall(
+        self, task: Task, workspace: ActiveWorkspace | None, agent: AgentRun | None
+    ) -> list[str]:
+        """The earlier tasks of this workspace (or agent) most relevant to the query."""
+        query = task.query
+        if (
+            self.memory is None
+            or not self._memory_on(task)
+            or self.settings.memory_recall == 0
+            or (workspace is None and agent is None)
+        ):
+            return []
+        try:
+            hits = await self.memory.search(query, scope="tasks", workspace_id=workspace.id if workspace else None,
+                                            agent=agent.name if agent else None,
+                                            limit=self.settings.memory_recall)  # fmt: skip
+        except Exception as exc:  # memory helps; its failure must not fail the task
+            log.warning("memory.recall_failed", error=str(exc))
+            return []
+        return [hit.text for hit in hits]
+
+    async def _remember(self, task: Task, metadata: dict[str, Any]) -> None:
+        summary = metadata.get("summary")
+        if self.memory is None or not summary or not self._memory_on(task):
+            return
+        workspace = metadata.get("workspace") or {}
+        try:
+            await self.memory.remember_task(TaskMemory(task_id=task.id, text=summary,
+                                                       workspace_id=workspace.get("id"),
+                                                       agent=metadata.get("agent")))  # fmt: skip
+        except Exception as exc:
+            log.warning("memory.remember_failed", task_id=task.id, error=str(exc))
 
     async def _stopped(self, ctx: RunContext, events: TaskEvents) -> None:
         reason = ctx.stop_reason
@@ -344,3 +390,5 @@ class TaskExecutor:
                                    metadata=meta, steps=steps):  # fmt: skip
             self.metrics.finished.labels(status=status).inc()
             self.metrics.duration.labels(status=status).observe(duration)
+            if status == SUCCEEDED:
+                await self._remember(ctx.task, meta)

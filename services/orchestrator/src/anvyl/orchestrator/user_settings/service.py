@@ -56,10 +56,12 @@ class UserSettingsService:
         db: Database,
         model_names: Callable[[], list[str]],
         agent_names: Callable[[], Awaitable[list[str]]],
+        on_change: Callable[[UserSettings], None] | None = None,
     ) -> None:
         self.store = UserSettingsStore(db, SettingsValues().model_dump())
         self.model_names = model_names  # the router's endpoints
         self.agent_names = agent_names
+        self.on_change = on_change  # e.g. the archive indexer follows `rag_archives`
         self._cached: tuple[float, UserSettings] | None = None
 
     # Reading (UserSettingsReader) -----------------------------------------------------------------
@@ -111,6 +113,8 @@ class UserSettingsService:
         found = self._out(DEFAULT_USER, row)
         self._cached = (time.monotonic(), found)
         log.info("settings.changed", user_id=DEFAULT_USER, api_key=api_key)
+        if self.on_change is not None:
+            self.on_change(found)
         return found
 
     async def _check_names(self, wanted: dict[str, Any]) -> None:

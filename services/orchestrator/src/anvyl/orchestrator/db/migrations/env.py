@@ -3,6 +3,7 @@
 from alembic import context
 
 from anvyl.orchestrator.db.tables import Base
+from anvyl.orchestrator.memory.tables import not_full_text, not_full_text_object
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -11,6 +12,8 @@ if connection is None:
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
+    include_name=not_full_text,
+    include_object=not_full_text_object,
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():
