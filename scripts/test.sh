@@ -31,3 +31,5 @@ uv run mypy
 echo "==> pytest"
 export ANVYL_TEST_POSTGRES_URL=${ANVYL_TEST_POSTGRES_URL:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}
 uv run pytest "$@"
+# The cognee backend in its own environment (its extra never shares the dev one: see the script).
+scripts/test-cognee.sh -q

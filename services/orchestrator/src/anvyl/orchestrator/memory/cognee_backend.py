@@ -1,5 +1,5 @@
-"""The cognee memory backend (cognee installed beside Anvyl, not locked with it: see the README):
-cognee's pipeline (chunks, a knowledge graph and
+"""The cognee memory backend (the orchestrator's `cognee` extra, an environment of its own: see the
+README): cognee's pipeline (chunks, a knowledge graph and
 summaries built by the chat model, vectors from the embeddings endpoint), pointed at the local
 OpenAI-compatible chat model and `/v1/embeddings` instead of OpenAI, so no cloud key is needed.
 
@@ -99,7 +99,7 @@ class CogneeMemory:
                                     "ANVYL_MEMORY_LLM_URL (an OpenAI-compatible chat model)")  # fmt: skip
         if importlib.util.find_spec("cognee") is None:  # said at start-up, not at the first task
             raise CogneeUnavailable("ANVYL_MEMORY_BACKEND=cognee: cognee is not installed "
-                                    "(`uv pip install cognee`, see the README)")  # fmt: skip
+                                    "(the `cognee` extra: see the README)")  # fmt: skip
         key = (
             settings.memory_llm_api_key.get_secret_value() if settings.memory_llm_api_key else None
         )
@@ -120,8 +120,8 @@ class CogneeMemory:
         try:
             import cognee
         except ImportError as exc:
-            raise CogneeUnavailable("cognee is not installed: `uv pip install cognee` in the "
-                                    "orchestrator's environment (see the README)") from exc  # fmt: skip
+            raise CogneeUnavailable("cognee is not installed: install the orchestrator's "
+                                    "`cognee` extra (see the README)") from exc  # fmt: skip
         cognee.config.system_root_directory(str(self.root / "system"))
         cognee.config.data_root_directory(str(self.root / "data"))
         cognee.config.set_llm_config(self._llm)
