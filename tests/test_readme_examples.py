@@ -33,7 +33,7 @@ from tests.workspaces_cloud.conftest import (  # noqa: F401 (fixtures of the clo
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-_SKIP_DIRS = {".venv", ".git", "node_modules"}
+_SKIP_DIRS = {".venv", ".venv-cognee", ".git", "node_modules"}
 _YAML_BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
