@@ -46,7 +46,9 @@ def test_a_build_without_the_wheels_stops_at_once_with_the_command_to_run(
     command: str,
 ) -> None:  # fmt: skip
     tag = f"anvyl-deploy-fresh-{secrets.token_hex(4)}"
-    options = ["--target", args.pop("target")] if "target" in args else []
+    args = dict(args)  # the parameter's own dict stays as it is
+    # --force-rm: the failed step's container goes too (the legacy builder keeps it otherwise).
+    options = ["--force-rm"] + (["--target", args.pop("target")] if "target" in args else [])
     for name, value in {"BASE_IMAGE": BASE_IMAGE, **args}.items():
         options += ["--build-arg", f"{name}={value}"]
     done = subprocess.run(["docker", "build", "-f", dockerfile, *options, "-t", tag, "."],
