@@ -97,3 +97,79 @@ async def test_memory_off_answers_409(make_orchestrator: OrchestratorFactory) ->
 
 
 _ = httpx  # the client type of orch.http
+
+
+async def wait_for_hit(orch: object, query: str, scope: str, timeout_s: float = 60) -> list[dict]:
+    """The hits of GET /memory/search once it finds something (the indexer works in the
+    background), or [] after the timeout."""
+    http: httpx.AsyncClient = orch.http  # type: ignore[attr-defined]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        answer = (await http.get("/memory/search", params={"q": query, "scope": scope})).json()
+        if answer["hits"]:
+            return list(answer["hits"])
+        await asyncio.sleep(0.2)
+    return []
+
+
+async def test_the_archives_of_the_settings_are_indexed_and_followed_as_they_change(
+    make_orchestrator: OrchestratorFactory, tmp_path: Path
+) -> None:
+    """`rag_archives` in the settings: indexed when set, again when a file changes on disk."""
+    notes = tmp_path / "runbooks"
+    notes.mkdir()
+    (notes / "dns.md").write_text("# DNS\n\nThe resolver cache is flushed with unbound-control.\n")
+    async with make_orchestrator(workspace_backend="local", memory_reindex_interval_s=0.5) as orch:
+        patched = await orch.http.patch("/settings", json={"rag_archives": [str(notes)]})
+        assert patched.status_code == 200, patched.text
+        first = await wait_for_hit(orch, "resolver unbound", "archives")
+        (notes / "backup.md").write_text("# Backups\n\nSnapshots go to the vault bucket nightly.\n")
+        later = await wait_for_hit(orch, "snapshots vault nightly", "archives")
+        cleared = await orch.http.patch("/settings", json={"rag_archives": []})
+        assert cleared.status_code == 200
+        for _ in range(100):  # the archive the settings no longer name is forgotten
+            gone = (await orch.http.get("/memory/search",
+                                        params={"q": "resolver unbound", "scope": "archives"})).json()  # fmt: skip
+            if not gone["hits"]:
+                break
+            await asyncio.sleep(0.2)
+    assert first and first[0]["source_label"].startswith(f"{notes}:dns.md")
+    assert later and later[0]["source_label"].startswith(f"{notes}:backup.md")
+    assert gone["hits"] == []
+
+
+async def test_memory_enabled_false_records_and_recalls_nothing(
+    make_orchestrator: OrchestratorFactory, model: ScriptedLLMServer, sample_repo: Path
+) -> None:
+    """With `memory_enabled: false` a finished task is not remembered, no memory is recalled into
+    the prompt and the model has no search_knowledge tool; on again, all three are back."""
+    model.push(
+        ScriptedReply(content="The ingress certificate renewal is fixed."),
+        ScriptedReply(content="Looked at the ingress certificate again."),
+        ScriptedReply(content="And once more, with memory on."),
+    )
+    async with make_orchestrator(workspace_backend="local") as orch:
+        assert (
+            await orch.http.patch("/settings", json={"memory_enabled": False})
+        ).status_code == 200
+        off = (
+            await orch.orchestrate("Fix the ingress certificate renewal", str(sample_repo))
+        ).json()
+        nothing = (await orch.http.get("/memory/search",
+                                       params={"q": "ingress certificate", "scope": "tasks"})).json()  # fmt: skip
+        off_again = (
+            await orch.orchestrate("Check the ingress certificate", str(sample_repo))
+        ).json()
+        assert (
+            await orch.http.patch("/settings", json={"memory_enabled": True})
+        ).status_code == 200
+        on = (await orch.orchestrate("Check the ingress certificate", str(sample_repo))).json()
+        remembered = (await orch.http.get("/memory/search",
+                                          params={"q": "ingress certificate", "scope": "tasks"})).json()  # fmt: skip
+    assert [t["status"] for t in (off, off_again, on)] == ["succeeded"] * 3
+    assert off["metadata"]["settings"]["memory_enabled"] is False
+    assert nothing["hits"] == []
+    tools_off = {t["function"]["name"] for t in model.requests[1].body.get("tools", [])}
+    tools_on = {t["function"]["name"] for t in model.requests[2].body.get("tools", [])}
+    assert "search_knowledge" not in tools_off and "search_knowledge" in tools_on
+    assert [h["task_id"] for h in remembered["hits"]] == [on["task_id"]]

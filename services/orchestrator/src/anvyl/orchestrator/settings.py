@@ -137,6 +137,10 @@ class Settings(BaseSettings):
         default_factory=list, description="archives to index (comma-separated): directories, .zip, "
         ".tar.gz, git repositories (paths or URLs)",
     )  # fmt: skip
+    memory_reindex_interval_s: float = Field(
+        default=300.0, gt=0, description="how often the archives are checked for changed files "
+        "(only new or changed files are read again)",
+    )  # fmt: skip
     embeddings_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL serving /v1/embeddings (gpt-oss)"
     )

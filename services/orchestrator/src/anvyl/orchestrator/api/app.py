@@ -189,10 +189,24 @@ def create_app(settings: Settings) -> FastAPI:
             db, lambda: [e.name for e in router.endpoints] if router else [], agents.names,
             on_change=index_archives,
         )  # fmt: skip
+
+        async def reindex_archives() -> None:
+            # Archives change on disk: every interval, a sync reads only new or changed files.
+            while True:
+                await asyncio.sleep(settings.memory_reindex_interval_s)
+                try:
+                    current = await user_settings.current()
+                    if indexer is not None and (settings.memory_archives or current.rag_archives):
+                        await indexer.sync([*settings.memory_archives, *current.rag_archives])
+                except Exception as exc:  # the database away for a while: try again next round
+                    log.warning("memory.reindex_failed", error=repr(exc))
+
+        reindexing: asyncio.Task[None] | None = None
         if indexer is not None:
             current = await user_settings.current()
             if settings.memory_archives or current.rag_archives:
                 index_archives(current)
+            reindexing = asyncio.create_task(reindex_archives(), name="archive-reindex")
         host_checks = asyncio.create_task(hosts.run_checks(), name="host-checks")
         app.state.services = Services(
             settings,
@@ -227,6 +241,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             janitor.cancel()
             host_checks.cancel()
+            if reindexing is not None:
+                reindexing.cancel()
             if indexer is not None:
                 await indexer.close()
             await queue.stop()
