@@ -125,3 +125,38 @@ async def test_the_hosts_table_comes_with_0007_and_goes_with_its_downgrade(
     assert tuple(defaults) == ("anvyl", "unknown")
     assert "hosts" not in tables_down and "agents" in tables_down
     assert hosts_again == 0
+
+
+async def test_the_memory_tables_come_with_0009_and_go_with_its_downgrade(
+    database_url: str,
+) -> None:
+    """Its full-text objects too (SQLite's FTS5 table and triggers, PostgreSQL's generated column):
+    a memory written after the round trip is found again."""
+    db = Database(database_url)
+    insert = text("INSERT INTO memories (kind, text, source, created_at) "
+                  "VALUES ('task', 'the billing websocket reconnects', 'task t1', CURRENT_TIMESTAMP)")  # fmt: skip
+    try:
+        await db.upgrade()
+        async with db.engine.begin() as connection:
+            await connection.execute(insert)
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0008"))
+            tables_down = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+            memories_again = await connection.scalar(text("SELECT count(*) FROM memories"))
+            await connection.execute(insert)
+    finally:
+        await db.close()
+    assert not {"memories", "memories_fts", "memory_archives", "memory_archive_files"} & set(
+        tables_down
+    )
+    assert "user_settings" in tables_down
+    assert memories_again == 0
+    # The full-text index works after the round trip: the backend finds the new memory.
+    from anvyl.orchestrator.memory.store import DatabaseMemory
+
+    db = Database(database_url)
+    try:
+        hits = await DatabaseMemory(db).search("billing websocket", scope="all")
+    finally:
+        await db.close()
+    assert [h.text for h in hits] == ["the billing websocket reconnects"]

@@ -266,12 +266,13 @@ async def test_user_settings_tables_come_with_0008_and_go_with_its_downgrade(
                 "changed_at) VALUES ('default', 'preference', '\"auto\"', '\"local\"', 'auth-off', "
                 "CURRENT_TIMESTAMP)"
             ))  # fmt: skip
-            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "-1"))
+            # Down to 0007, the revision before it (later ones go first).
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0007"))
             tables_down = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
             await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
             rows_again = await connection.scalar(text("SELECT count(*) FROM user_settings"))
     finally:
         await db.close()
     assert "user_settings" not in tables_down and "user_settings_changes" not in tables_down
-    assert "agents" in tables_down
+    assert "agents" in tables_down and "hosts" in tables_down and "memories" not in tables_down
     assert rows_again == 0
