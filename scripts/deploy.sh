@@ -285,6 +285,7 @@ if [ ${#todo[@]} -gt 0 ]; then
       cloudbuild | sed 's/^/     | /'
     else
       config=$(mktemp /tmp/anvyl-cloudbuild.XXXXXX)
+      trap 'rm -f "$config"' EXIT  # also when the build fails and the ERR trap exits
       cloudbuild >"$config"
       run gcloud builds submit . --config="$config" "${P[@]}" "${R[@]}"
       rm -f "$config"
