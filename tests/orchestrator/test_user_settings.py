@@ -130,6 +130,8 @@ async def test_bad_values_are_422s_naming_the_field(
         ("PATCH", {"rag_archives": ["ftp://host/a.zip"]}, ["rag_archives.0", "'ftp'"]),
         ("PATCH", '{"rag_archives": ["/a\\ud800"]}', ["rag_archives.0", "unicode"]),
         ("PATCH", {"memory_enabled": "sometimes"}, ["memory_enabled"]),
+        ("PATCH", {"memory_enabled": 0}, ["memory_enabled"]),
+        ("PUT", {"memory_enabled": "no"}, ["memory_enabled"]),
         ("PATCH", {"colour": "blue"}, ["colour", "unknown field"]),
     ]  # fmt: skip
     async with make_orchestrator() as orch:

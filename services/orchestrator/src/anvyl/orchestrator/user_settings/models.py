@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from anvyl.orchestrator.user_settings.archives import MAX_ARCHIVE_CHARS, archive_kind
 
@@ -69,7 +69,8 @@ class SettingsValues(_Body):
         default_factory=list, description="searched by default: directories, .zip, .tar.gz or git "
         "repositories, by absolute path or URL",
     )  # fmt: skip
-    memory_enabled: bool = Field(default=True, description="recall and record memories")
+    # Strict: 0 or "no" is a 422, not a quiet false (the schema says boolean).
+    memory_enabled: StrictBool = Field(default=True, description="recall and record memories")
 
 
 class SettingsPatch(_Body):
@@ -79,7 +80,7 @@ class SettingsPatch(_Body):
     default_agent: AgentName | None = None
     preference: Preference | None = None
     rag_archives: Archives | None = None
-    memory_enabled: bool | None = None
+    memory_enabled: StrictBool | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields sent, with null replaced by the field's default."""
