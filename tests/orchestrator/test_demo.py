@@ -90,15 +90,18 @@ def test_sigterm_while_the_task_runs_stops_the_orchestrator_and_removes_the_work
     port = free_port()
     demo = start_demo(demo_env, port, "--query", "run `sleep 120`")
     server_pid = 0
+    workers_while_running: list[str] = []
     try:
         seen = read_until(demo, "POST /orchestrate")
         server_pid = int(re.search(r"\(pid (\d+)\)", seen)[1])  # type: ignore[index]
+        # A task is "running" from the moment it is claimed; its worker container comes a moment
+        # later (the workspace is prepared first), so wait for both.
         deadline = time.monotonic() + 120
-        while not httpx.get(f"http://127.0.0.1:{port}/tasks", params={"status": "running"},
-                            timeout=5).json()["tasks"]:  # fmt: skip
-            assert time.monotonic() < deadline, "the demo's task never started"
+        while not (httpx.get(f"http://127.0.0.1:{port}/tasks", params={"status": "running"},
+                             timeout=5).json()["tasks"]
+                   and (workers_while_running := demo_workers(docker_client))):  # fmt: skip
+            assert time.monotonic() < deadline, "the demo's task never started its worker"
             time.sleep(0.2)
-        workers_while_running = demo_workers(docker_client)
         demo.send_signal(signal.SIGTERM)
         out, _ = demo.communicate(timeout=90)
     finally:
