@@ -85,8 +85,10 @@ for image in "${images[@]}"; do
       ;;
     gpt-oss-cpu) build "${ANVYL_GPT_OSS_CPU_IMAGE:-anvyl/gpt-oss:cpu}" -f Dockerfile.gpt-oss --build-arg FLAVOUR=cpu ;;
     postgres)
-      # Where the official image is present (pulled), it is kept: this one only stands in for it.
-      if docker image inspect "$POSTGRES_IMAGE" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
+      # Where the official image is present (pulled), it is kept: this one only stands in for it
+      # (an earlier stand-in, labelled so, is built again: Docker's cache makes that quick).
+      stand_in=$(docker image inspect "$POSTGRES_IMAGE" --format '{{index .Config.Labels "org.anvyl.stand-in"}}' 2>/dev/null || echo absent)
+      if [ "$stand_in" != absent ] && [ "$stand_in" != postgres ] && [ "${FORCE:-0}" != 1 ]; then
         echo "==> $POSTGRES_IMAGE present"
       else
         build "$POSTGRES_IMAGE" -f Dockerfile.postgres

@@ -115,7 +115,8 @@ def curl_commands(path: Path) -> list[str]:
 
 def test_each_curl_of_the_readme_answers_and_its_tasks_succeed(tmp_path: Path) -> None:
     """The README's curl commands as written, against a real server: its address and the
-    placeholder repository path are the only things replaced."""
+    placeholder repositories (a path, the deployment guide's GitHub URL: no internet here) are the
+    only things replaced."""
     from anvyl.orchestrator.cli.demo import create_sample_repo
 
     commands = curl_commands(ROOT / "README.md")
@@ -125,9 +126,10 @@ def test_each_curl_of_the_readme_answers_and_its_tasks_succeed(tmp_path: Path) -
            "ANVYL_INSTANCE": f"readme-{uuid.uuid4().hex[:8]}"}  # fmt: skip
     with running_server(env, tmp_path / "server.log") as server:
         for command in commands:
-            runnable = command.replace("localhost:8080", server.url).replace(
-                "/path/to/a/git/repo", str(repo)
-            )
+            runnable = (command.replace("http://localhost:8080", server.url)
+                        .replace("localhost:8080", server.url)
+                        .replace("/path/to/a/git/repo", str(repo))
+                        .replace("https://github.com/example/repo", str(repo)))  # fmt: skip
             done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,
                                   timeout=180)  # fmt: skip
             assert done.returncode == 0, f"{command}\n{done.stderr}"
@@ -177,7 +179,8 @@ def test_each_command_of_docs_agents_runs_and_its_tasks_succeed(tmp_path: Path) 
         client_env = os.environ | env | {"ANVYL_URL": server.url}
         try:
             for command in commands:
-                runnable = (command.replace("localhost:8080", server.url)
+                runnable = (command.replace("http://localhost:8080", server.url)
+                        .replace("localhost:8080", server.url)
                             .replace("/path/to/a/git/repo", str(repo))
                             .replace("uv run anvyl ", f"{ANVYL} "))  # fmt: skip
                 done = subprocess.run(["bash", "-c", runnable], capture_output=True, text=True,

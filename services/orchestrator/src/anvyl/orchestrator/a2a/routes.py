@@ -119,7 +119,9 @@ async def agent_card(request: Request) -> JSONResponse:
     from anvyl.orchestrator.a2a.card import build_card
 
     keys: ApiKeys = request.app.state.api_keys
-    names = [] if keys.enabled else await (await services(request)).agents.names()
+    # The named agents only where the API is open to this caller without a key.
+    local = not keys.enabled and keys.admits(request.client.host if request.client else None)
+    names = await (await services(request)).agents.names() if local else []
     card = build_card(str(request.base_url), names, auth=keys.enabled, public=True)
     return JSONResponse(agent_card_to_dict(card))
 

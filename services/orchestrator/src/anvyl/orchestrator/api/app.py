@@ -33,6 +33,7 @@ from anvyl.orchestrator.api import tasks
 from anvyl.orchestrator.api import user_settings as settings_routes
 from anvyl.orchestrator.api import workspaces as workspace_routes
 from anvyl.orchestrator.api.auth import ApiKeys, require_api_key
+from anvyl.orchestrator.api.local_clients import local_peers
 from anvyl.orchestrator.api.schemas import Problem
 from anvyl.orchestrator.api.services import Services, services
 from anvyl.orchestrator.db.engine import Database
@@ -225,7 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
         if not app.state.api_keys.enabled:
             log.warning(
                 "auth.off",
-                detail="ANVYL_API_KEYS is empty: only loopback clients can reach the API",
+                detail="ANVYL_API_KEYS is empty: the API answers this machine only",
             )
         log.info("orchestrator.started", database=db.dialect, workspace_backend=backend.name,
                  models=[e.name for e in router.endpoints] if router else [],
@@ -263,7 +264,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Anvyl orchestrator", version="0.1.0", lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False,
                              "operation_spans": False})  # fmt: skip
-    app.state.api_keys = ApiKeys(settings)
+    app.state.api_keys = ApiKeys(settings, local_peers(settings))
 
     app.add_middleware(RequestContext, metrics=metrics)
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from anvyl.orchestrator.cli.common import console, fail, load_settings
-from anvyl.orchestrator.settings import is_loopback
 
 
 def serve(
@@ -31,12 +30,14 @@ def serve(
     from sqlalchemy.engine import make_url
 
     from anvyl.orchestrator.api.app import create_app
+    from anvyl.orchestrator.api.local_clients import NotLocal, local_peers
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings(**overrides)
-    if not settings.api_keys and not is_loopback(settings.host):
-        fail(f"refusing to listen on {settings.host} without API keys: set ANVYL_API_KEYS "
-             "(comma-separated) or bind 127.0.0.1", 2)  # fmt: skip
+    try:
+        local_peers(settings)  # without keys: this machine only, or no start
+    except NotLocal as refused:
+        fail(str(refused), 2)
     postgres = make_url(settings.effective_database_url).get_backend_name() == "postgresql"
     if settings.max_concurrent_tasks == 0 and not postgres:
         fail("ANVYL_MAX_CONCURRENT_TASKS=0 (an API-only process) needs PostgreSQL, where other "

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import docker
 import docker.errors
+import requests
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
@@ -39,6 +40,10 @@ class OwnContainer:
 
     labels: dict[str, str] = field(default_factory=dict)
     mounts: tuple[tuple[str, str], ...] = ()  # (destination inside, source on the daemon's host)
+    found: bool = False
+    network_mode: str = ""
+    published: tuple[tuple[str, str, str], ...] = ()  # (port/proto, host address, host port)
+    gateways: tuple[tuple[str, str], ...] = ()  # (network, its gateway: the host on it)
 
     def compose_labels(self) -> dict[str, str]:
         """The compose labels a worker of this orchestrator gets; none outside a compose project."""
@@ -62,9 +67,24 @@ def own_container(client: docker.DockerClient, container_id: str | None = None) 
     name = container_id or os.environ.get("HOSTNAME") or socket.gethostname()
     try:
         attrs = client.api.inspect_container(name)
-    except (docker.errors.NotFound, docker.errors.APIError):
-        return OwnContainer()  # not in a container of this daemon
+    except (docker.errors.DockerException, requests.RequestException):
+        return OwnContainer()  # not in a container of this daemon, or no daemon to ask
     mounts = tuple(
         (m["Destination"], m["Source"]) for m in attrs.get("Mounts") or [] if m.get("Source")
     )
-    return OwnContainer(dict(attrs["Config"].get("Labels") or {}), mounts)
+    host_config = attrs.get("HostConfig") or {}
+    published = tuple(
+        (port, binding.get("HostIp") or "", binding.get("HostPort") or "")
+        for port, bindings in (host_config.get("PortBindings") or {}).items()
+        for binding in bindings or []
+    )
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    gateways = tuple(
+        (network, gateway)
+        for network, endpoint in networks.items()
+        for gateway in (endpoint.get("Gateway"), endpoint.get("IPv6Gateway"))
+        if gateway
+    )
+    return OwnContainer(dict(attrs["Config"].get("Labels") or {}), mounts, found=True,
+                        network_mode=host_config.get("NetworkMode") or "", published=published,
+                        gateways=gateways)  # fmt: skip
