@@ -56,6 +56,9 @@ def indexer(request: Request) -> ArchiveIndexer:
     return found
 
 
+# Not only blanks, spelled out: `\S` means one thing to the OpenAPI document's readers (ECMA-262
+# regexes) and another to the server's (Unicode whitespace, U+0085 included), so they would disagree.
+NOT_BLANK = r"[^ \t\n\r\f\v]"
 _Name = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 
 
@@ -65,7 +68,10 @@ async def search(
     q: Annotated[
         str,
         Query(
-            min_length=1, max_length=2000, pattern=r"\S", description="what to look for, in words"
+            min_length=1,
+            max_length=2000,
+            pattern=NOT_BLANK,
+            description="what to look for, in words",
         ),
     ],
     scope: Scope = "all",
