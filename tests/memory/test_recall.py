@@ -33,7 +33,8 @@ async def fill(memory: DatabaseMemory, workspace: str = "ws-a", count: int = 400
     texts = distractors(count)
     texts.insert(count // 2, RELEVANT)
     for i, text in enumerate(texts):
-        await memory.remember_task(TaskMemory(task_id=f"t{i}", text=text, workspace_id=workspace,
+        await memory.remember_task(TaskMemory(task_id=f"{workspace}-t{i}", text=text,
+                                              workspace_id=workspace,
                                               agent="alice" if i % 2 else None))  # fmt: skip
 
 
@@ -46,7 +47,7 @@ async def test_recall_finds_the_one_relevant_task_among_hundreds(
     hits = await memory.search("why does the billing dashboard websocket keep reconnecting?",
                                scope="tasks", workspace_id="ws-a", limit=5)  # fmt: skip
     assert hits and hits[0].text == RELEVANT, [h.text for h in hits]
-    assert hits[0].kind == "task" and hits[0].workspace_id == "ws-a" and hits[0].task_id == "t200"
+    assert (hits[0].kind, hits[0].workspace_id, hits[0].task_id) == ("task", "ws-a", "ws-a-t200")
     # Another workspace's tasks are not recalled into this one.
     assert await memory.search("billing websocket", scope="tasks", workspace_id="ws-b") == []
 
@@ -85,3 +86,17 @@ async def test_forget_removes_what_it_names_and_nothing_else(db: Database) -> No
     assert len(await memory.search("done", scope="tasks", workspace_id="ws-b", limit=100)) == 6
     with pytest.raises(ValueError, match="name a workspace"):
         await memory.forget()
+
+
+async def test_a_task_remembered_again_keeps_one_memory_the_last(db: Database) -> None:
+    """A task run again (its lease lost, another orchestrator took it over) replaces its summary."""
+    memory = DatabaseMemory(db)
+    await fill(memory, count=10)
+    await memory.remember_task(TaskMemory(task_id="again", workspace_id="ws-a",
+                                          text="Rotated the staging certificate, first try"))  # fmt: skip
+    await memory.remember_task(TaskMemory(task_id="again", workspace_id="ws-a",
+                                          text="Rotated the staging certificate, second try"))  # fmt: skip
+    hits = await memory.search("staging certificate", scope="tasks", workspace_id="ws-a")
+    assert [(h.task_id, h.text) for h in hits] == [
+        ("again", "Rotated the staging certificate, second try")
+    ]

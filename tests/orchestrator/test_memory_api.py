@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from anvyl.gpt_oss.embeddings import create_embeddings_app
 from anvyl.orchestrator.llm.testing import ScriptedLLMServer, ScriptedReply
+from tests.mcp_hub.conftest import serve_app
 from tests.orchestrator.conftest import OrchestratorFactory, call, tools
 
 
@@ -177,3 +180,42 @@ async def test_memory_enabled_false_records_and_recalls_nothing(
     tools_on = {t["function"]["name"] for t in model.requests[2].body.get("tools", [])}
     assert "search_knowledge" not in tools_off and "search_knowledge" in tools_on
     assert [h["task_id"] for h in remembered["hits"]] == [on["task_id"]]
+
+
+def slowed(app: Any, pause_s: float) -> Any:
+    """The ASGI app, each of its HTTP requests answered `pause_s` later."""
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(pause_s)
+        await app(scope, receive, send)
+
+    return slow_app
+
+
+async def test_a_task_read_as_succeeded_is_already_in_memory(
+    make_orchestrator: OrchestratorFactory, model: ScriptedLLMServer, sample_repo: Path
+) -> None:
+    """A task's summary is kept before its status says succeeded: with an embeddings endpoint that
+    takes half a second a call, a search right after the task finds it, and forgetting the
+    workspace right after the next one leaves nothing behind."""
+    model.push(
+        ScriptedReply(content="Rotated the staging TLS certificate."),
+        ScriptedReply(content="Rotated the staging TLS certificate once more."),
+    )
+    repo = str(sample_repo)
+    with serve_app(slowed(create_embeddings_app(), 0.5)) as embeddings:
+        async with make_orchestrator(workspace_backend="local",
+                                     embeddings_url=f"http://127.0.0.1:{embeddings.port}/v1") as orch:  # fmt: skip
+            first = (await orch.orchestrate("Rotate the staging TLS certificate", repo)).json()
+            found = (await orch.http.get("/memory/search", params={
+                "q": "staging TLS certificate", "scope": "tasks"})).json()  # fmt: skip
+            second = (await orch.orchestrate("Rotate it once more", repo)).json()
+            workspace = second["metadata"]["workspace"]["id"]
+            forgot = (await orch.http.delete(f"/memory/workspaces/{workspace}")).json()
+            after = (await orch.http.get("/memory/search", params={
+                "q": "staging TLS certificate", "scope": "tasks"})).json()  # fmt: skip
+    assert [t["status"] for t in (first, second)] == ["succeeded"] * 2, second.get("error")
+    assert [h["task_id"] for h in found["hits"]] == [first["task_id"]]
+    assert forgot == {"removed": 2}
+    assert after["hits"] == []

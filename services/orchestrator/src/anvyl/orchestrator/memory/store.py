@@ -50,7 +50,15 @@ class DatabaseMemory:
         row = {"kind": TASK, "text": memory.text, "source": "", "workspace_id": memory.workspace_id,
                "agent": memory.agent, "task_id": memory.task_id, "embedding": vector,
                "created_at": utcnow()}  # fmt: skip
-        await self.db.write(lambda c: c.execute(insert(MemoryRow), [row]))
+        # One memory per task: a task run again after its lease was lost replaces the first summary.
+        same_task = delete(MemoryRow).where(MemoryRow.kind == TASK,
+                                            MemoryRow.task_id == memory.task_id)  # fmt: skip
+
+        def replace(connection: Connection) -> None:
+            connection.execute(same_task)
+            connection.execute(insert(MemoryRow), [row])
+
+        await self.db.write(replace)
 
     async def add_files(self, archive: str, files: dict[str, list[Snippet]]) -> int:
         pieces = [(path, s) for path, cut in files.items() for s in cut]

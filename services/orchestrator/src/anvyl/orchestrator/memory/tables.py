@@ -33,6 +33,7 @@ class MemoryRow(Base):
     __table_args__ = (
         Index("ix_memories_workspace_id", "workspace_id"),
         Index("ix_memories_agent", "agent"),
+        Index("ix_memories_task_id", "task_id"),
         Index("ix_memories_archive_path", "archive", "path"),
     )
 
