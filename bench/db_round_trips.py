@@ -47,6 +47,12 @@ KINDS = (
     ("finish", ("WITH advanced AS (UPDATE tasks SET status", "UPDATE tasks SET status="), ""),
     ("insert events", ("INSERT INTO task_events",), ""),
     ("read a task (GET /tasks/{id})", ("SELECT tasks.id, tasks.status",), ""),
+    (
+        "remember the summary (memory)",
+        ("WITH gone AS (DELETE FROM memories", "INSERT INTO memories"),
+        "",
+    ),
+    ("remember: drop an older one", ("DELETE FROM memories",), "memories.task_id"),
 )
 
 

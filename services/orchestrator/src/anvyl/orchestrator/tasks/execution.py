@@ -385,12 +385,12 @@ class TaskExecutor:
             "duration_s": round(duration, 6),
             "attempt": ctx.task.attempts,
         }
+        steps = await events.drain()  # first: the steps not stored yet go with the finish
         if status == SUCCEEDED:
             # Before the status: a client that reads "succeeded" finds the task in memory (a search,
             # the next task's recall, a forget). A run that then loses its lease leaves the summary
             # to the run that takes over, which replaces it.
             await self._remember(ctx.task, meta)
-        steps = await events.drain()
         if await self.store.finish(ctx.task.id, status, owner=ctx.owner, result=result, error=error,
                                    metadata=meta, steps=steps):  # fmt: skip
             self.metrics.finished.labels(status=status).inc()
